@@ -1,0 +1,3 @@
+from formscan.cli import main
+
+raise SystemExit(main())

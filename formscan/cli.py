@@ -1,0 +1,183 @@
+"""The ``formscan`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from models import PageError, PageResult, SourceRef
+from pipeline.errors import FormscanError
+
+DESCRIPTION = """\
+formscan reads scanned 财政项目支出绩效自评表 (fiscal project performance
+self-evaluation tables) and writes one validated JSON record per form page.
+
+Every text cell is read by two OCR engines (Tesseract chi_sim and PP-OCR);
+fields they do not agree on, or that break a rule of the form (执行率 =
+全年执行数/全年预算数, 得分 <= 分值, the 总分 sums, ...), are flagged for review.
+"""
+
+EXTRACT_HELP = """\
+Read PDFs and images (PNG, JPEG, TIFF; folders are searched recursively) and
+write one JSON line per page to OUT:
+
+  {"source": {"file": ..., "page": 1}, "record": {...}, "flags": [...],
+   "status": "auto_accepted" | "needs_review"}
+
+A page that is not such a form, or a file that cannot be read, gives a line
+with "error": {"kind": ..., "message": ...} instead, and the run goes on.
+Exit status: 0 when at least one page was read, 1 when none could be, 2 on
+bad arguments. No database or server is used.
+"""
+
+
+def _worker_init() -> None:
+    global _READER
+    from pipeline.ocr import CellReader
+
+    _READER = CellReader()
+
+
+_READER = None
+
+
+def _extract_one(item: tuple[str, int]) -> str:
+    """JSON line(s) for one page; runs in a worker process."""
+    path, number = item
+    return "\n".join(result.to_json_line() for result in _extract_pages(path, [number]))
+
+
+def _extract_pages(path: str, numbers: list[int]) -> Iterator[PageResult]:
+    from pipeline.extract import extract_page
+    from pipeline.read import read_pages
+
+    try:
+        for page in read_pages(path, numbers):
+            yield extract_page(page, _READER)
+    except FormscanError as exc:
+        yield PageResult(
+            source=SourceRef(file=path, page=exc.page or numbers[0]),
+            error=PageError(kind=exc.kind, message=exc.detail),
+        )
+
+
+def _plan(paths: list[str]) -> tuple[list[tuple[str, int]], list[PageResult]]:
+    """Every (file, page) to read, and error results for files that cannot even be opened."""
+    from pipeline.read import count_pages, list_documents
+
+    items: list[tuple[str, int]] = []
+    failed: list[PageResult] = []
+    for path in list_documents(paths):
+        try:
+            if not path.exists():
+                raise FormscanError("no such file or folder", file=str(path))
+            n = count_pages(path)
+        except FormscanError as exc:
+            kind = exc.kind if exc.kind != "error" else "not_found"
+            failed.append(PageResult(source=SourceRef(file=str(path)), error=PageError(kind=kind, message=exc.detail)))
+            continue
+        items.extend((str(path), number) for number in range(1, n + 1))
+    return items, failed
+
+
+class Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+        self.start = time.monotonic()
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / self.total)
+        rate = self.done / max(1e-6, time.monotonic() - self.start) * 60
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} pages  {rate:.1f}/min")
+        sys.stderr.flush()
+        if self.done == self.total:
+            sys.stderr.write("\n")
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    items, failed = _plan(args.paths)
+    if not items and not failed:
+        print("formscan: no PDF or image files found in the given paths", file=sys.stderr)
+        return 1
+    workers = max(1, min(args.workers or os.cpu_count() or 1, len(items) or 1))
+    progress = Progress(len(items), sys.stderr.isatty() and not args.quiet)
+    counts: Counter[str] = Counter()
+    flagged = 0
+    start = time.monotonic()
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    try:
+        for result in failed:
+            out.write(result.to_json_line() + "\n")
+            counts["error"] += 1
+        if workers == 1:
+            _worker_init()
+            lines: Iterator[str] = map(_extract_one, items)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+            lines = pool.map(_extract_one, items)
+        for block in lines:
+            for line in block.splitlines():
+                out.write(line + "\n")
+                out.flush()
+                result = PageResult.model_validate_json(line)
+                counts[result.status.value if result.status else "error"] += 1
+                flagged += len(result.flags)
+            progress.step()
+        if workers > 1:
+            pool.shutdown()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    elapsed = time.monotonic() - start
+    records = counts["auto_accepted"] + counts["needs_review"]
+    if not args.quiet:
+        print(
+            f"formscan: {len(items)} pages in {elapsed:.1f} s ({len(items) / max(elapsed, 1e-6) * 60:.1f} pages/min, "
+            f"{workers} worker{'s' if workers > 1 else ''}): {records} records "
+            f"({counts['auto_accepted']} auto-accepted, {counts['needs_review']} need review, "
+            f"{flagged} flagged fields), {counts['error']} errors -> {args.output}",
+            file=sys.stderr,
+        )
+    return 0 if records or (counts["error"] == 0 and items) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="formscan", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    extract = sub.add_parser(
+        "extract",
+        help="scanned forms in, JSONL records out (no database, no server)",
+        description=EXTRACT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    extract.add_argument("paths", nargs="+", metavar="PATH", help="PDF or image files, or folders of them")
+    extract.add_argument("-o", "--output", required=True, metavar="OUT", help="JSONL file to write ('-' for stdout)")
+    extract.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="pages read in parallel (default: the machine's cores)"
+    )
+    extract.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    extract.set_defaults(func=run_extract)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "workers", 0) < 0:
+        print("formscan: --workers must be at least 1", file=sys.stderr)
+        return 2
+    return args.func(args)

@@ -1,0 +1,24 @@
+"""The pydantic models: the one contract between pipeline, queue, UI and export."""
+
+from models.record import (
+    FORM_TYPE,
+    FUND_SOURCES,
+    FormRecord,
+    FundsRow,
+    IndicatorRow,
+)
+from models.result import Flag, FlagReason, PageError, PageResult, PageStatus, SourceRef
+
+__all__ = [
+    "FORM_TYPE",
+    "FUND_SOURCES",
+    "Flag",
+    "FlagReason",
+    "FormRecord",
+    "FundsRow",
+    "IndicatorRow",
+    "PageError",
+    "PageResult",
+    "PageStatus",
+    "SourceRef",
+]

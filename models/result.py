@@ -1,0 +1,77 @@
+"""What the pipeline says about one page: provenance, record, flags, status or error."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.record import FormRecord
+
+
+class FlagReason(str, Enum):
+    """Why a field needs a human. Rule flags are ``rule:<name>`` strings, see ``rule_reason``."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    ENGINES_DISAGREE = "engines_disagree"
+    MISSING = "missing"
+    UNPARSEABLE = "unparseable"
+
+
+def rule_reason(name: str) -> str:
+    return f"rule:{name}"
+
+
+class Flag(BaseModel):
+    """A field the machine is unsure of. ``field`` is a path such as ``funds[0].executed``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    reason: str
+    confidence: float | None = None
+    message: str = ""
+    readings: dict[str, str] = Field(default_factory=dict)  # engine name -> raw text it read
+    proposal: str | None = None  # a value a domain rule suggests, for one-key acceptance
+
+
+class PageStatus(str, Enum):
+    AUTO_ACCEPTED = "auto_accepted"
+    NEEDS_REVIEW = "needs_review"
+
+
+class SourceRef(BaseModel):
+    """Provenance: where a page came from. ``file`` is the path as the user gave it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    page: int | None = None  # 1-based; None when the whole file could not be read
+
+
+class PageError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str  # e.g. "corrupt", "encrypted", "not_a_form", "blank_page", "unreadable"
+    message: str
+
+
+class PageResult(BaseModel):
+    """One line of ``formscan extract`` output: a record with flags, or an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: SourceRef
+    record: FormRecord | None = None
+    flags: list[Flag] = Field(default_factory=list)
+    status: PageStatus | None = None
+    error: PageError | None = None
+
+    def to_json_line(self) -> str:
+        """One JSONL line: absent parts (record or error) are left out, nulls inside the record kept."""
+        data = self.model_dump(mode="json")
+        data = {key: value for key, value in data.items() if value is not None}
+        if not data["flags"] and self.error is not None:
+            del data["flags"]
+        return json.dumps(data, ensure_ascii=False)

@@ -1,0 +1,220 @@
+"""Map a grid's read cells to the record by their header labels and spans.
+
+Nothing here depends on pixel positions: a value is found as the cell right of
+its label, below its header, or where its row meets a header's column, so other
+column widths, wrapped labels or more indicator rows map the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from models import FUND_SOURCES, FormRecord, FundsRow, IndicatorRow
+from pipeline.errors import NotAFormError
+from pipeline.grid import Cell, Grid
+from pipeline.numbers import NumberFormatError, parse_number
+from pipeline.ocr import BLANK, CellText, comparable
+
+FUND_COLUMNS = {
+    "initial_budget": "年初预算数",
+    "annual_budget": "全年预算数",
+    "executed": "全年执行数",
+    "weight": "分值",
+    "execution_rate": "执行率",
+    "score": "得分",
+}
+INDICATOR_COLUMNS = {
+    "level1": "一级指标",
+    "level2": "二级指标",
+    "name": "三级指标",
+    "target": "年度指标值",
+    "actual": "实际完成值",
+    "weight": "分值",
+    "score": "得分",
+    "deviation_reason": "偏差原因分析及改进措施",
+}
+_PUNCT = re.compile(r"[\s（）()：:，,。、“”\"]")
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+
+
+@dataclass(frozen=True)
+class FieldEvidence:
+    """Where a record field came from: its cell and what the engines read there."""
+
+    cell: Cell
+    text: CellText
+
+
+@dataclass
+class AssembledPage:
+    record: FormRecord
+    evidence: dict[str, FieldEvidence] = field(default_factory=dict)
+    unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
+
+
+def _key(text: str) -> str:
+    return _PUNCT.sub("", comparable(text))
+
+
+def label_similarity(text: str, label: str) -> float:
+    a, b = _key(text), _key(label)
+    if not a or not b:
+        return 0.0
+    return SequenceMatcher(None, a, b).ratio()
+
+
+class _Table:
+    def __init__(self, grid: Grid, texts: dict[Cell, CellText]):
+        self.grid = grid
+        self.texts = texts
+        self.at: dict[tuple[int, int], Cell] = {}
+        for cell in grid.cells:
+            for r in range(cell.row, cell.row + cell.row_span):
+                for c in range(cell.col, cell.col + cell.col_span):
+                    self.at[(r, c)] = cell
+
+    def text(self, cell: Cell | None) -> CellText:
+        return self.texts.get(cell, BLANK) if cell is not None else BLANK
+
+    def find(self, label: str, *, rows: range | None = None, threshold: float = 0.72) -> Cell | None:
+        """The cell whose text best matches ``label`` (top-most on ties)."""
+        best, best_score = None, threshold
+        for cell in self.grid.cells:
+            if rows is not None and not (rows.start <= cell.row < rows.stop):
+                continue
+            score = label_similarity(self.text(cell).text, label)
+            if score > best_score:
+                best, best_score = cell, score
+        return best
+
+    def right_of(self, cell: Cell) -> Cell | None:
+        return self.at.get((cell.row, cell.col + cell.col_span))
+
+    def below(self, cell: Cell) -> Cell | None:
+        return self.at.get((cell.row + cell.row_span, cell.col))
+
+
+def read_year(header_text: str) -> int | None:
+    match = _YEAR.search(comparable(header_text))
+    return int(match.group(1)) if match else None
+
+
+def assemble_record(grid: Grid, texts: dict[Cell, CellText], header_text: str = "") -> AssembledPage:
+    """Build the record from read cells; raise NotAFormError when the labels aren't this form's."""
+    table = _Table(grid, texts)
+    name_label = table.find("项目名称")
+    indicator_header = table.find("三级指标")
+    if name_label is None or indicator_header is None:
+        raise NotAFormError("no 项目名称 / 三级指标 labels: not a 项目支出绩效自评表")
+    page = AssembledPage(FormRecord(year=read_year(header_text)))
+    values: dict[str, object] = {"year": page.record.year}
+
+    def take_text(path: str, cell: Cell | None) -> str:
+        text = table.text(cell)
+        if cell is not None:
+            page.evidence[path] = FieldEvidence(cell, text)
+        return "" if text.is_blank else text.text
+
+    def take_number(path: str, cell: Cell | None, percent: bool = False) -> float | None:
+        raw = take_text(path, cell)
+        try:
+            return parse_number(raw, percent=percent)
+        except NumberFormatError:
+            page.unparseable[path] = raw
+            return None
+
+    values["project_name"] = take_text("project_name", table.right_of(name_label))
+    for path, label in (("department", "主管部门"), ("implementing_unit", "实施单位")):
+        found = table.find(label)
+        values[path] = take_text(path, table.right_of(found)) if found else ""
+
+    values["funds"] = _assemble_funds(table, take_number)
+
+    for path, label in (("goal_expected", "预期目标"), ("goal_actual", "实际完成情况")):
+        found = table.find(label)
+        values[path] = take_text(path, table.below(found)) if found else ""
+
+    indicators, total_row = _assemble_indicators(table, indicator_header, take_text, take_number)
+    values["indicators"] = indicators
+    columns = _header_columns(table, indicator_header, INDICATOR_COLUMNS)
+    if total_row is not None:
+        for path, key in (("total_weight", "weight"), ("total_score", "score")):
+            col = columns.get(key)
+            values[path] = take_number(path, table.at.get((total_row, col))) if col is not None else None
+    page.record = FormRecord.model_validate(values)
+    return page
+
+
+def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> dict[str, int]:
+    """Column index of each wanted header label on the anchor's row(s)."""
+    rows = range(anchor.row, anchor.row + anchor.row_span)
+    found: dict[str, int] = {}
+    for key, label in wanted.items():
+        cell = table.find(label, rows=rows, threshold=0.6)
+        if cell is not None:
+            found[key] = cell.col
+    return found
+
+
+def _source_of(text: str) -> str | None:
+    key = _key(text)
+    for source in FUND_SOURCES:
+        if key.endswith(source) or (key and label_similarity(key[-len(source) :], source) >= 0.75):
+            return source
+    return None
+
+
+def _assemble_funds(table: _Table, take_number) -> list[FundsRow]:
+    header = table.find("年初预算数")
+    if header is None:
+        return []
+    columns = _header_columns(table, header, FUND_COLUMNS)
+    source_col = header.col - 1
+    rows: list[FundsRow] = []
+    row = header.row + header.row_span
+    while row < table.grid.n_rows:
+        label = table.at.get((row, source_col))
+        if label is None or label.row != row:
+            break
+        source = _source_of(table.text(label).text)
+        if source is None:
+            break
+        i = len(rows)
+        values: dict[str, object] = {"source": source}
+        for key, col in columns.items():
+            values[key] = take_number(f"funds[{i}].{key}", table.at.get((row, col)), key == "execution_rate")
+        rows.append(FundsRow.model_validate(values))
+        row = label.row + label.row_span
+    return rows
+
+
+def _assemble_indicators(table: _Table, header: Cell, take_text, take_number):
+    columns = _header_columns(table, header, INDICATOR_COLUMNS)
+    name_col = columns["name"]
+    total = table.find("总分", rows=range(header.row + 1, table.grid.n_rows))
+    end = total.row if total is not None else table.grid.n_rows
+    rows: list[IndicatorRow] = []
+    row = header.row + header.row_span
+    while row < end:
+        name_cell = table.at.get((row, name_col))
+        if name_cell is None:
+            row += 1
+            continue
+        next_row = name_cell.row + name_cell.row_span
+        if name_cell.row != row or table.text(name_cell).is_blank:
+            row = next_row
+            continue
+        i = len(rows)
+        values: dict[str, object] = {}
+        for key, col in columns.items():
+            cell = table.at.get((row, col))
+            path = f"indicators[{i}].{key}"
+            if key in ("weight", "score"):
+                values[key] = take_number(path, cell)
+            else:
+                values[key] = take_text(path, cell)
+        rows.append(IndicatorRow.model_validate(values))
+        row = next_row
+    return rows, (total.row if total is not None else None)

@@ -1,0 +1,124 @@
+"""Prepare one cell's image for reading: cut inside the rules, classify, trim to the ink.
+
+A cell is ``blank`` (no ink), ``dash`` (a single short horizontal stroke: the
+form's "—", which no OCR engine prints) or ``text``. Text cells are trimmed to
+their ink with a margin and split into text lines by the row profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from pipeline.grid import Box
+
+CellKind = Literal["blank", "dash", "text"]
+INK_THRESHOLD = 160  # grey level below which a pixel counts as ink
+
+
+@dataclass(frozen=True)
+class CellImage:
+    kind: CellKind
+    image: np.ndarray  # trimmed greyscale crop (255 = paper); empty for blank cells
+    line_spans: tuple[tuple[int, int], ...]  # (y0, y1) of each text line inside ``image``
+
+
+def _ink_mask(crop: np.ndarray) -> np.ndarray:
+    # Otsu adapts to faded print; the floor keeps pure noise on white paper from counting.
+    if crop.size == 0:
+        return np.zeros_like(crop, dtype=bool)
+    otsu, _ = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level = min(float(otsu), INK_THRESHOLD) if crop.min() < INK_THRESHOLD else 0
+    return crop < level
+
+
+def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
+    """Drop rule remnants: long straight runs along the crop's edges."""
+    h, w = mask.shape
+    edge = max(2, dpi // 60)
+    out = mask.copy()
+    for rows in (slice(0, edge), slice(h - edge, h)):
+        band = out[rows]
+        if band.size and band.mean() > 0.5:
+            band[:] = False
+    for cols in (slice(0, edge), slice(w - edge, w)):
+        band = out[:, cols]
+        if band.size and band.mean() > 0.5:
+            band[:] = False
+    # Any remaining row/column that is ink almost end to end is a rule, not text.
+    full_rows = out.mean(axis=1) > 0.85
+    out[full_rows] = False
+    full_cols = out.mean(axis=0) > 0.85
+    out[:, full_cols] = False
+    return out
+
+
+def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
+    """Cut ``box`` from the page, inset past the rules, and classify what it holds."""
+    inset = max(2, round(dpi * 0.012))  # ~0.3 mm: past a rule's thickness and its blur
+    y0, y1 = box.y0 + inset, box.y1 - inset
+    x0, x1 = box.x0 + inset, box.x1 - inset
+    if y1 - y0 < 4 or x1 - x0 < 4:
+        return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    crop = page[y0:y1, x0:x1]
+    mask = _clear_border_rules(_ink_mask(crop), dpi)
+    # Specks from noise or JPEG are smaller than any stroke of a character.
+    min_area = max(3, (dpi / 300) ** 2 * 12)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    if not keep:
+        return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    xs0 = min(stats[i, cv2.CC_STAT_LEFT] for i in keep)
+    ys0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
+    xs1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
+    ys1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
+    ink_w, ink_h = xs1 - xs0, ys1 - ys0
+    mm = dpi / 25.4
+    if len(keep) == 1 and ink_h <= 0.8 * mm and ink_w >= 1.5 * mm and ink_w >= 4 * ink_h:
+        return CellImage("dash", np.zeros((0, 0), np.uint8), ())
+    if ink_h < 0.6 * mm and ink_w < 0.6 * mm:
+        return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    keep_mask = np.isin(labels, keep)
+    clean = np.where(keep_mask, crop, 255).astype(np.uint8)
+    margin = max(4, round(1.0 * mm))
+    trimmed = np.full((ink_h + 2 * margin, ink_w + 2 * margin), 255, np.uint8)
+    trimmed[margin : margin + ink_h, margin : margin + ink_w] = clean[ys0:ys1, xs0:xs1]
+    lines = _line_spans(keep_mask[ys0:ys1, xs0:xs1], mm)
+    return CellImage("text", trimmed, tuple((a + margin, b + margin) for a, b in lines))
+
+
+def _line_spans(mask: np.ndarray, mm: float) -> list[tuple[int, int]]:
+    """Text lines from the row profile; gaps under ~0.4 mm don't split (strokes of one glyph)."""
+    rows = mask.any(axis=1)
+    spans: list[list[int]] = []
+    start = None
+    for y, on in enumerate(rows):
+        if on and start is None:
+            start = y
+        elif not on and start is not None:
+            spans.append([start, y])
+            start = None
+    if start is not None:
+        spans.append([start, len(rows)])
+    merged: list[list[int]] = []
+    for span in spans:
+        if merged and span[0] - merged[-1][1] < 0.4 * mm:
+            merged[-1][1] = span[1]
+        else:
+            merged.append(span)
+    # Fragments much thinner than a line (a stray dot, the top of 二) join their neighbour.
+    if len(merged) > 1:
+        tallest = max(b - a for a, b in merged)
+        out: list[list[int]] = []
+        for span in merged:
+            if out and (span[1] - span[0]) < 0.35 * tallest:
+                out[-1][1] = span[1]
+            elif out and (out[-1][1] - out[-1][0]) < 0.35 * tallest:
+                out[-1][1] = span[1]
+            else:
+                out.append(span)
+        merged = out
+    return [(a, b) for a, b in merged]

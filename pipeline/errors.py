@@ -1,0 +1,56 @@
+"""The one exception hierarchy. Every error names the file and, where known, the page."""
+
+from __future__ import annotations
+
+
+class FormscanError(Exception):
+    """Base of every error formscan raises on purpose. ``kind`` is the machine-readable name."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, file: str | None = None, page: int | None = None):
+        self.file = file
+        self.page = page
+        self.detail = message
+        where = ""
+        if file is not None:
+            where = f"{file}" + (f", page {page}" if page is not None else "") + ": "
+        super().__init__(where + message)
+
+
+class UnreadableInputError(FormscanError):
+    """The file cannot be opened or decoded (missing, corrupt, wrong type, encrypted)."""
+
+    kind = "unreadable"
+
+
+class CorruptFileError(UnreadableInputError):
+    kind = "corrupt"
+
+
+class EncryptedFileError(UnreadableInputError):
+    kind = "encrypted"
+
+
+class UnsupportedFileError(UnreadableInputError):
+    kind = "unsupported"
+
+
+class PageTooLargeError(UnreadableInputError):
+    kind = "too_large"
+
+
+class NoTableError(FormscanError):
+    """The page holds no ruled table."""
+
+    kind = "no_table"
+
+
+class BlankPageError(NoTableError):
+    kind = "blank_page"
+
+
+class NotAFormError(FormscanError):
+    """A table was found but it is not a 财政项目支出绩效自评表."""
+
+    kind = "not_a_form"

@@ -1,0 +1,59 @@
+"""One page end to end: deskew -> grid -> cells read -> record -> flags.
+
+``extract_document`` yields one ``PageResult`` per page and never raises for a
+bad page or file: the error becomes the result, so a batch always goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from models import PageError, PageResult, PageStatus, SourceRef
+from pipeline.assemble import assemble_record
+from pipeline.cell_image import prepare_cell
+from pipeline.deskew import deskew, detect_orientation, rotate_upright
+from pipeline.errors import FormscanError
+from pipeline.grid import Box, Cell, detect_grid
+from pipeline.ocr import CellReader, CellText
+from pipeline.read import Page, read_pages
+from pipeline.validate import validate
+
+
+def read_header(page_image, top: int, dpi: int, reader: CellReader) -> str:
+    """The text above the table (title and 年度), read by PP-OCR alone: only the year is taken from it."""
+    region = prepare_cell(page_image, Box(0, 0, page_image.shape[1], max(0, top)), dpi)
+    if region.kind != "text":
+        return ""
+    return reader.paddle.read(region).text
+
+
+def extract_page(page: Page, reader: CellReader) -> PageResult:
+    source = SourceRef(file=page.source, page=page.number)
+    try:
+        upright = rotate_upright(page.image, detect_orientation(page.image))
+        image, _angle = deskew(upright)
+        grid = detect_grid(image)
+        texts: dict[Cell, CellText] = {
+            cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells
+        }
+        header = read_header(image, grid.row_edges[0], page.dpi, reader)
+        assembled = assemble_record(grid, texts, header)
+    except FormscanError as exc:
+        if exc.file is None:
+            exc.file, exc.page = page.source, page.number
+        return PageResult(source=source, error=PageError(kind=exc.kind, message=exc.detail))
+    flags = validate(assembled)
+    status = PageStatus.NEEDS_REVIEW if flags else PageStatus.AUTO_ACCEPTED
+    return PageResult(source=source, record=assembled.record, flags=flags, status=status)
+
+
+def extract_document(path: str | Path, reader: CellReader) -> Iterator[PageResult]:
+    try:
+        for page in read_pages(path):
+            yield extract_page(page, reader)
+    except FormscanError as exc:
+        yield PageResult(
+            source=SourceRef(file=str(path), page=exc.page or 0),
+            error=PageError(kind=exc.kind, message=exc.detail),
+        )

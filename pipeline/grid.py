@@ -1,0 +1,437 @@
+"""Detect a ruled table's grid: cells with row/column spans and pixel boxes.
+
+Classic rule-mask approach, tuned for scanned forms:
+
+1. Ink darkness = local paper level (max filter) minus the page, so faded grey rules
+   on uneven paper still stand out; red seal ink is suppressed when colour is given.
+2. Darkness is averaged *along* each rule direction before thresholding (boosts thin,
+   faint or noisy rules, weakens text), then opened with a ~5 mm line kernel: only
+   straight runs survive, so text, seal arcs and stacked vertical labels drop out.
+3. Segments are clustered by position into candidate rules. A rule is accepted if it
+   is long, or if it runs from one accepted perpendicular rule to another (short
+   rules inside one row); seal fragments are neither.
+4. For every pair of adjacent fine cells the shared edge is checked for rule coverage;
+   short gaps (broken rules) are bridged unless they run exactly junction-to-junction,
+   which is what a real missing rule (a merged cell) looks like.
+5. Union-find over absent edges gives the spanning cells.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pipeline.errors import NoTableError
+
+
+@dataclass(frozen=True)
+class Box:
+    """Pixel box, half-open: x0 <= x < x1, y0 <= y < y1."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell of the table on the fine grid (the union of all rule positions).
+
+    A merged cell covers ``row_span`` x ``col_span`` fine cells starting at (row, col).
+    ``box`` is the area inside its rules on the (deskewed) page image.
+    """
+
+    row: int
+    col: int
+    row_span: int
+    col_span: int
+    box: Box
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The table: fine-grid rule positions (pixels) and the merged cells, row-major order."""
+
+    row_edges: tuple[int, ...]  # y of each horizontal rule, top to bottom; n_rows + 1 values
+    col_edges: tuple[int, ...]  # x of each vertical rule, left to right; n_cols + 1 values
+    cells: tuple[Cell, ...]
+    px_per_mm: float = 0.0  # scale the detector assumed (from page size)
+    rule_px: float = 0.0  # median rule thickness found, pixels
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_edges) - 1
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.col_edges) - 1
+
+    @property
+    def bbox(self) -> Box:
+        return Box(self.col_edges[0], self.row_edges[0], self.col_edges[-1] + 1, self.row_edges[-1] + 1)
+
+
+# --- tunables, in millimetres unless named otherwise ---------------------------------
+A4_SHORT_MM = 210.0
+OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
+SMOOTH_MM = 1.0  # averaging along the rule before thresholding
+BG_MM = 1.6  # max-filter size for the paper level; wider than any rule or stroke
+CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
+STRONG_MM = 15.0  # a rule this long is accepted on its own
+JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
+MIN_SEPARATION_MM = 2.5  # distinct rules are >= 4 mm apart; closer ones are one rule
+MAX_GAP_MM = 7.5  # broken-rule gaps up to 6 mm are bridged
+MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
+EDGE_COVER = 0.5  # fraction of a cell edge that must carry rule to count as a boundary
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Greyscale uint8 page; in colour input red/pink seal ink is turned into paper."""
+    if image.ndim == 2:
+        return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return to_gray(image[:, :, 0])
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected a greyscale or BGR image, got shape {image.shape}")
+    bgr = image[:, :, :3]
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    b = bgr[:, :, 0].astype(np.int16)
+    g = bgr[:, :, 1].astype(np.int16)
+    r = bgr[:, :, 2].astype(np.int16)
+    # Seal ink: red well above green and blue. Over black rules the mix stays dark
+    # in red too, so taking the red channel keeps the rule and drops the seal.
+    reddish = (r - np.maximum(g, b)) > 30
+    gray[reddish] = bgr[:, :, 2][reddish]
+    return gray
+
+
+def estimate_px_per_mm(shape: tuple[int, ...]) -> float:
+    """Scale from page size, assuming the A4 form family (either orientation)."""
+    return float(np.clip(min(shape[0], shape[1]) / A4_SHORT_MM, 2.5, 16.0))
+
+
+def _odd(n: float) -> int:
+    k = max(1, int(round(n)))
+    return k if k % 2 else k + 1
+
+
+@dataclass
+class _Segment:
+    pos: float  # centre across the rule direction
+    start: int  # extent along the rule direction, half-open
+    end: int
+    thick: float
+
+
+@dataclass
+class _Rule:
+    pos: float
+    segments: list[_Segment] = field(default_factory=list)
+
+    @property
+    def start(self) -> int:
+        return min(s.start for s in self.segments)
+
+    @property
+    def end(self) -> int:
+        return max(s.end for s in self.segments)
+
+    def covered(self) -> int:
+        total, cur_end = 0, -(10**9)
+        for s in sorted(self.segments, key=lambda s: s.start):
+            if s.end > cur_end:
+                total += s.end - max(s.start, cur_end)
+                cur_end = s.end
+        return total
+
+
+def _darkness(gray: np.ndarray, ppm: float) -> np.ndarray:
+    """How much darker than the local paper each pixel is (uint8, 0 = paper)."""
+    k = _odd(BG_MM * ppm)
+    paper = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    return cv2.subtract(paper, gray)
+
+
+def _threshold(dark: np.ndarray) -> int:
+    # Noise level of the smoothed darkness over paper (most pixels are paper).
+    sample = dark[::4, ::4]
+    med = float(np.median(sample))
+    mad = float(np.median(np.abs(sample.astype(np.float32) - med)))
+    return int(max(10.0, med + 6.0 * 1.4826 * mad + 4.0))
+
+
+def _line_masks(gray: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    dark = _darkness(gray, ppm)
+    s = _odd(SMOOTH_MM * ppm)
+    k_open = max(9, int(round(OPEN_MM * ppm)))
+    masks = []
+    for horizontal in (True, False):
+        ksize = (s, 1) if horizontal else (1, s)
+        smooth = cv2.blur(dark, ksize)
+        thr = _threshold(smooth)
+        binary = (smooth >= thr).astype(np.uint8)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k_open, 1) if horizontal else (1, k_open))
+        masks.append(cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel))
+    return masks[0], masks[1]
+
+
+def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    max_thick = max(5.0, MAX_THICK_MM * ppm)
+    segs = []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        length = w if horizontal else h
+        thick = area / max(length, 1)
+        if thick > max_thick:
+            continue
+        if horizontal:
+            segs.append(_Segment(float(centroids[i][1]), int(x), int(x + w), thick))
+        else:
+            segs.append(_Segment(float(centroids[i][0]), int(y), int(y + h), thick))
+    return segs
+
+
+def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
+    rules: list[_Rule] = []
+    for s in sorted(segs, key=lambda s: s.pos):
+        if rules and s.pos - rules[-1].segments[-1].pos <= tol:
+            rules[-1].segments.append(s)
+        else:
+            rules.append(_Rule(s.pos, [s]))
+    for r in rules:
+        weights = np.array([s.end - s.start for s in r.segments], dtype=np.float64)
+        r.pos = float(np.average([s.pos for s in r.segments], weights=weights))
+    return rules
+
+
+def _near(value: float, positions: list[float], tol: float) -> bool:
+    return any(abs(value - p) <= tol for p in positions)
+
+
+def _bounded(rule: _Rule, cross: list[float], tol: float) -> bool:
+    """Does the rule run from one crossing rule to another, mostly covered?"""
+    if not cross:
+        return False
+    start, end = rule.start, rule.end
+    lo = [p for p in cross if abs(p - start) <= tol]
+    hi = [p for p in cross if abs(p - end) <= tol]
+    if not lo or not hi:
+        return False
+    span = min(hi) - max(lo)
+    return span > 0 and rule.covered() >= 0.6 * span
+
+
+def _accept(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tuple[list[_Rule], list[_Rule]]:
+    strong = STRONG_MM * ppm
+    tol = JUNCTION_MM * ppm
+    h_ok = [r for r in h_rules if r.covered() >= strong]
+    v_ok = [r for r in v_rules if r.covered() >= strong]
+    for _ in range(2):
+        hp = [r.pos for r in h_ok]
+        vp = [r.pos for r in v_ok]
+        h_new = [r for r in h_rules if r in h_ok or _bounded(r, vp, tol)]
+        v_new = [r for r in v_rules if r in v_ok or _bounded(r, hp, tol)]
+        if len(h_new) == len(h_ok) and len(v_new) == len(v_ok):
+            break
+        h_ok, v_ok = h_new, v_new
+    return h_ok, v_ok
+
+
+def _merge_close(rules: list[_Rule], min_sep: float) -> list[_Rule]:
+    out: list[_Rule] = []
+    for r in sorted(rules, key=lambda r: r.pos):
+        if out and r.pos - out[-1].pos < min_sep:
+            keep, drop = (out[-1], r) if out[-1].covered() >= r.covered() else (r, out[-1])
+            merged = _Rule(keep.pos, keep.segments + drop.segments)
+            out[-1] = merged
+        else:
+            out.append(r)
+    return out
+
+
+def _table_region(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tuple[float, float, float, float] | None:
+    """Bounding box (x0, y0, x1, y1) of the largest connected set of crossing rules."""
+    tol = JUNCTION_MM * ppm
+    nh = len(h_rules)
+    parent = list(range(nh + len(v_rules)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, h in enumerate(h_rules):
+        for j, v in enumerate(v_rules):
+            if h.start - tol <= v.pos <= h.end + tol and v.start - tol <= h.pos <= v.end + tol:
+                parent[find(i)] = find(nh + j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(parent)):
+        groups.setdefault(find(i), []).append(i)
+    best, best_area = None, 0.0
+    for members in groups.values():
+        hs = [h_rules[i] for i in members if i < nh]
+        vs = [v_rules[i - nh] for i in members if i >= nh]
+        if len(hs) < 2 or len(vs) < 2:
+            continue
+        x0 = min(min(v.pos for v in vs), min(h.start for h in hs))
+        x1 = max(max(v.pos for v in vs), max(h.end for h in hs))
+        y0 = min(min(h.pos for h in hs), min(v.start for v in vs))
+        y1 = max(max(h.pos for h in hs), max(v.end for v in vs))
+        area = (x1 - x0) * (y1 - y0)
+        if area > best_area:
+            best, best_area = (x0, y0, x1, y1), area
+    return best
+
+
+def _coverage_profile(rule: _Rule, lo: int, hi: int, cross: list[float], ppm: float) -> np.ndarray:
+    """Boolean rule presence along [lo, hi), with broken-rule gaps bridged."""
+    prof = np.zeros(hi - lo, dtype=bool)
+    for s in rule.segments:
+        a, b = max(s.start, lo), min(s.end, hi)
+        if b > a:
+            prof[a - lo : b - lo] = True
+    if not prof.any():
+        return prof
+    max_gap = MAX_GAP_MM * ppm
+    tol = JUNCTION_MM * ppm
+    padded = np.concatenate(([True], prof, [True])).astype(np.int8)
+    diff = np.diff(padded)
+    gap_starts = np.flatnonzero(diff == -1)  # first uncovered index
+    gap_ends = np.flatnonzero(diff == 1)  # first covered index after the gap
+    for a, b in zip(gap_starts, gap_ends):
+        if a == 0 or b == len(prof):
+            continue  # open ends are the rule's real extent, not a break
+        if b - a > max_gap:
+            continue
+        # Junction-to-junction gaps are real missing rules (merged cells).
+        if _near(lo + a, cross, tol) and _near(lo + b, cross, tol):
+            continue
+        prof[a:b] = True
+    return prof
+
+
+def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, margin: float) -> bool:
+    i0 = int(round(a + margin)) - lo
+    i1 = int(round(b - margin)) - lo
+    if i1 <= i0:
+        i0, i1 = int(round(a)) - lo, int(round(b)) - lo
+    i0, i1 = max(i0, 0), min(i1, len(prof))
+    if i1 <= i0:
+        return False
+    return float(prof[i0:i1].mean()) >= EDGE_COVER
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Spanning cells (row, col, row_span, col_span) from fine-cell boundary presence.
+
+    h_edge[r, c]: rule between fine rows r and r+1 in column c (shape n_rows-1 x n_cols).
+    v_edge[r, c]: rule between fine cols c and c+1 in row r (shape n_rows x n_cols-1).
+    """
+    parent = list(range(n_rows * n_cols))
+    for r in range(n_rows):
+        for c in range(n_cols):
+            i = r * n_cols + c
+            if c + 1 < n_cols and not v_edge[r, c]:
+                parent[_find(parent, i)] = _find(parent, i + 1)
+            if r + 1 < n_rows and not h_edge[r, c]:
+                parent[_find(parent, i)] = _find(parent, i + n_cols)
+    # Non-rectangular groups (a missed rule) are grown to their bounding rectangles.
+    while True:
+        labels = np.array([_find(parent, i) for i in range(n_rows * n_cols)]).reshape(n_rows, n_cols)
+        changed = False
+        for lab in np.unique(labels):
+            rr, cc = np.nonzero(labels == lab)
+            block = labels[rr.min() : rr.max() + 1, cc.min() : cc.max() + 1]
+            for other in np.unique(block):
+                if other != lab:
+                    parent[_find(parent, int(other))] = _find(parent, int(lab))
+                    changed = True
+        if not changed:
+            break
+    cells = []
+    for lab in np.unique(labels):
+        rr, cc = np.nonzero(labels == lab)
+        cells.append((int(rr.min()), int(cc.min()), int(rr.max() - rr.min() + 1), int(cc.max() - cc.min() + 1)))
+    cells.sort()
+    return cells
+
+
+def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
+    """Find the largest ruled table on a deskewed page (greyscale uint8 with 0 = ink, or BGR).
+
+    ``px_per_mm`` defaults to the A4 scale implied by the page size.
+    Raises ``NoTableError`` when no ruled table (2+ crossing rules each way) is found.
+    """
+    gray = to_gray(image)
+    ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
+    h_mask, v_mask = _line_masks(gray, ppm)
+    h_segs = _segments(h_mask, True, ppm)
+    v_segs = _segments(v_mask, False, ppm)
+    tol = CLUSTER_MM * ppm
+    h_rules, v_rules = _accept(_cluster(h_segs, tol), _cluster(v_segs, tol), ppm)
+    region = _table_region(h_rules, v_rules, ppm)
+    if region is None:
+        raise NoTableError("no ruled table found")
+    x0, y0, x1, y1 = region
+    pad = JUNCTION_MM * ppm
+    h_rules = [r for r in h_rules if y0 - pad <= r.pos <= y1 + pad and r.end > x0 and r.start < x1]
+    v_rules = [r for r in v_rules if x0 - pad <= r.pos <= x1 + pad and r.end > y0 and r.start < y1]
+    min_sep = MIN_SEPARATION_MM * ppm
+    h_rules = _merge_close(h_rules, min_sep)
+    v_rules = _merge_close(v_rules, min_sep)
+    if len(h_rules) < 2 or len(v_rules) < 2:
+        raise NoTableError("no ruled table found")
+
+    row_pos = [r.pos for r in h_rules]
+    col_pos = [r.pos for r in v_rules]
+    n_rows, n_cols = len(row_pos) - 1, len(col_pos) - 1
+    margin = JUNCTION_MM * ppm
+    xlo, xhi = int(math.floor(col_pos[0] - pad)), int(math.ceil(col_pos[-1] + pad)) + 1
+    ylo, yhi = int(math.floor(row_pos[0] - pad)), int(math.ceil(row_pos[-1] + pad)) + 1
+
+    h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
+    for r in range(1, n_rows):
+        prof = _coverage_profile(h_rules[r], xlo, xhi, col_pos, ppm)
+        for c in range(n_cols):
+            h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], margin)
+    v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
+    for c in range(1, n_cols):
+        prof = _coverage_profile(v_rules[c], ylo, yhi, row_pos, ppm)
+        for r in range(n_rows):
+            v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], margin)
+
+    thick = float(np.median([s.thick for r in h_rules + v_rules for s in r.segments]))
+    inset = int(math.ceil(thick / 2)) + 2
+    row_edges = tuple(int(round(p)) for p in row_pos)
+    col_edges = tuple(int(round(p)) for p in col_pos)
+    cells = []
+    for r, c, rs, cs in _merge_cells(n_rows, n_cols, h_edge, v_edge):
+        bx0, bx1 = col_edges[c] + inset, col_edges[c + cs] - inset + 1
+        by0, by1 = row_edges[r] + inset, row_edges[r + rs] - inset + 1
+        if bx1 <= bx0:
+            bx0, bx1 = col_edges[c], col_edges[c + cs] + 1
+        if by1 <= by0:
+            by0, by1 = row_edges[r], row_edges[r + rs] + 1
+        cells.append(Cell(r, c, rs, cs, Box(bx0, by0, bx1, by1)))
+    return Grid(row_edges, col_edges, tuple(cells), px_per_mm=ppm, rule_px=thick)

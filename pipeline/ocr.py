@@ -1,0 +1,191 @@
+"""Read a prepared cell with two engines and reconcile them.
+
+Tesseract's ``chi_sim`` (via tesserocr, one reused API per worker) and PP-OCR
+(via rapidocr, models inside the wheel) read every text cell. Measured on this
+form's cells, both agreeing was right every time, while on disagreement PP-OCR
+was right 82 % of the time and Tesseract almost never; so agreement certifies,
+and otherwise PP-OCR's reading stands with its own score as the confidence.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from pipeline.cell_image import CellImage
+from pipeline.repair import repair_text
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads only fight the workers
+
+TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata/", "/usr/share/tesseract-ocr/4.00/tessdata/")
+TESSERACT_LINE_HEIGHT = 64  # px; the 5.5 LSTM reads CJK reliably only well above ~40 px
+CERTAIN_SCORE = 0.999  # PP-OCR alone is trusted at or above this score
+
+Source = Literal["agreed", "paddle", "tesseract", "dash", "blank"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    engine: str
+    text: str  # lines joined with "\n", as the engine read them
+    confidence: float  # 0..1
+
+
+@dataclass(frozen=True)
+class CellText:
+    """The reconciled text of one cell, repaired (no wrap breaks), with its evidence."""
+
+    text: str
+    confidence: float
+    source: Source
+    readings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_blank(self) -> bool:
+        return self.source in ("blank", "dash")
+
+
+BLANK = CellText("", 1.0, "blank")
+DASH = CellText("—", 1.0, "dash")
+
+
+def comparable(text: str) -> str:
+    """The form two readings are compared in: NFKC, no whitespace."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _find_tessdata() -> str:
+    override = os.environ.get("FORMSCAN_TESSDATA")
+    candidates = (override,) if override else TESSDATA_DIRS
+    for path in candidates:
+        if path and os.path.isfile(os.path.join(path, "chi_sim.traineddata")):
+            return path
+    raise RuntimeError(
+        "Tesseract's chi_sim model was not found in "
+        + ", ".join(c for c in candidates if c)
+        + ": install the Debian package tesseract-ocr-chi-sim or set FORMSCAN_TESSDATA"
+    )
+
+
+class TesseractEngine:
+    name = "tesseract"
+
+    def __init__(self) -> None:
+        import tesserocr
+
+        self._tesserocr = tesserocr
+        self._api = tesserocr.PyTessBaseAPI(
+            path=_find_tessdata(), lang="chi_sim", oem=tesserocr.OEM.LSTM_ONLY
+        )
+
+    def read(self, cell: CellImage) -> Reading:
+        from PIL import Image
+
+        tesserocr = self._tesserocr
+        heights = [b - a for a, b in cell.line_spans] or [cell.image.shape[0]]
+        scale = TESSERACT_LINE_HEIGHT / max(8, float(np.median(heights)))
+        image = cell.image
+        if abs(scale - 1) > 0.1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+        psm = tesserocr.PSM.SINGLE_LINE if len(cell.line_spans) <= 1 else tesserocr.PSM.SINGLE_BLOCK
+        self._api.SetPageSegMode(psm)
+        self._api.SetImage(Image.fromarray(image))
+        text = self._api.GetUTF8Text().strip()
+        confidence = max(0.0, self._api.MeanTextConf() / 100.0)
+        return Reading(self.name, text, confidence)
+
+    def close(self) -> None:
+        self._api.End()
+
+
+class PaddleEngine:
+    """PP-OCR detection + recognition on the cell crop (recognition alone drops line ends)."""
+
+    name = "paddle"
+
+    def __init__(self) -> None:
+        import logging
+
+        from rapidocr import RapidOCR
+
+        self._ocr = RapidOCR(
+            params={
+                "Global.log_level": "error",
+                "Global.use_cls": False,
+                "Det.limit_type": "max",
+                "Det.limit_side_len": 960,
+                "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            }
+        )
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+
+    def read(self, cell: CellImage) -> Reading:
+        result = self._ocr(cell.image, use_cls=False)
+        boxes = getattr(result, "boxes", None)
+        texts = getattr(result, "txts", None)
+        scores = getattr(result, "scores", None)
+        if boxes is None or not texts:
+            return Reading(self.name, "", 0.0)
+        items = []
+        for box, text, score in zip(boxes, texts, scores):
+            ys = [p[1] for p in box]
+            xs = [p[0] for p in box]
+            items.append((min(ys), max(ys), min(xs), text, float(score)))
+        lines = _group_lines(items)
+        text = "\n".join("".join(t for *_, t, _ in line) for line in lines)
+        confidence = min(s for *_, s in items)
+        return Reading(self.name, text, confidence)
+
+
+def _group_lines(items: list[tuple[float, float, float, str, float]]) -> list[list[tuple]]:
+    """Reading order: boxes whose vertical extents overlap by half form one line, left to right."""
+    lines: list[list[tuple]] = []
+    for item in sorted(items, key=lambda i: (i[0] + i[1]) / 2):
+        top, bottom = item[0], item[1]
+        if lines:
+            last = lines[-1]
+            l_top = min(i[0] for i in last)
+            l_bottom = max(i[1] for i in last)
+            overlap = min(bottom, l_bottom) - max(top, l_top)
+            if overlap > 0.5 * min(bottom - top, l_bottom - l_top):
+                last.append(item)
+                continue
+        lines.append([item])
+    return [sorted(line, key=lambda i: i[2]) for line in lines]
+
+
+class CellReader:
+    """Both engines, loaded once per worker and reused for every cell."""
+
+    def __init__(self) -> None:
+        self.tesseract = TesseractEngine()
+        self.paddle = PaddleEngine()
+
+    def read(self, cell: CellImage) -> CellText:
+        if cell.kind == "blank":
+            return BLANK
+        if cell.kind == "dash":
+            return DASH
+        paddle = self.paddle.read(cell)
+        tess = self.tesseract.read(cell)
+        return reconcile(paddle, tess)
+
+    def close(self) -> None:
+        self.tesseract.close()
+
+
+def reconcile(paddle: Reading, tess: Reading) -> CellText:
+    readings = {paddle.engine: paddle.text, tess.engine: tess.text}
+    p_text, t_text = repair_text(paddle.text), repair_text(tess.text)
+    if p_text and comparable(p_text) == comparable(t_text):
+        return CellText(p_text, max(paddle.confidence, 0.999), "agreed", readings)
+    if not p_text and t_text:
+        # PP-OCR found nothing; Tesseract alone has never been trustworthy here.
+        return CellText(t_text, min(tess.confidence, 0.5), "tesseract", readings)
+    return CellText(p_text, paddle.confidence, "paddle", readings)

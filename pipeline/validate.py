@@ -1,0 +1,124 @@
+"""Validate a record: named domain rules plus the confidence of each field's reading.
+
+Every rule has a name (the flag reason is ``rule:<name>``) and a message a
+reviewer can act on; where the arithmetic implies a value it is proposed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from models import Flag, FlagReason, FormRecord
+from models.result import rule_reason
+from pipeline.assemble import AssembledPage
+
+RATE_TOLERANCE = 0.011  # percent points: rates print rounded to 2 decimals
+SUM_TOLERANCE = 0.005
+AMOUNT_LIMIT_WAN = 100_000.0  # 10 亿元 for one project is implausible when the unit says 万元
+TRUSTED_CONFIDENCE = 0.999  # below this an unconfirmed reading goes to a human
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def rule_flags(record: FormRecord) -> Iterator[Flag]:
+    """Flags for broken domain rules and missing required fields."""
+    for path in ("project_name", "department", "implementing_unit"):
+        if not getattr(record, path):
+            yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path} is empty")
+    if not any(row.source == "年度资金总额" for row in record.funds):
+        yield Flag(field="funds", reason=FlagReason.MISSING.value, message="no 年度资金总额 row was found")
+    if not record.indicators:
+        yield Flag(field="indicators", reason=FlagReason.MISSING.value, message="no indicator rows were found")
+    for path in ("total_weight", "total_score"):
+        if getattr(record, path) is None:
+            yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path} (总分) is empty")
+
+    for i, row in enumerate(record.funds):
+        if row.annual_budget and row.executed is not None and row.execution_rate is not None:
+            expected = row.executed / row.annual_budget * 100
+            if abs(expected - row.execution_rate) > RATE_TOLERANCE:
+                yield Flag(
+                    field=f"funds[{i}].execution_rate",
+                    reason=rule_reason("execution_rate"),
+                    message=(
+                        f"执行率 {_fmt(row.execution_rate)}% but 全年执行数/全年预算数 = "
+                        f"{_fmt(row.executed)}/{_fmt(row.annual_budget)} = {expected:.2f}%"
+                    ),
+                    proposal=f"{expected:.2f}",
+                )
+        if row.score is not None and row.weight is not None and row.score > row.weight + SUM_TOLERANCE:
+            yield Flag(
+                field=f"funds[{i}].score",
+                reason=rule_reason("score_le_weight"),
+                message=f"得分 {_fmt(row.score)} exceeds 分值 {_fmt(row.weight)}",
+            )
+        if record.funds_unit == "万元":
+            for key in ("initial_budget", "annual_budget", "executed"):
+                value = getattr(row, key)
+                if value is not None and value >= AMOUNT_LIMIT_WAN:
+                    yield Flag(
+                        field=f"funds[{i}].{key}",
+                        reason=rule_reason("amount_plausible"),
+                        message=f"{_fmt(value)} 万元 is implausible for one project: the amount may be in 元",
+                    )
+
+    for i, ind in enumerate(record.indicators):
+        if ind.score is not None and ind.weight is not None and ind.score > ind.weight + SUM_TOLERANCE:
+            yield Flag(
+                field=f"indicators[{i}].score",
+                reason=rule_reason("score_le_weight"),
+                message=f"得分 {_fmt(ind.score)} exceeds 分值 {_fmt(ind.weight)}",
+            )
+
+    weights = [r.weight for r in record.funds[:1]] + [i.weight for i in record.indicators]
+    scores = [r.score for r in record.funds[:1]] + [i.score for i in record.indicators]
+    for path, parts, total, name in (
+        ("total_weight", weights, record.total_weight, "weights_sum"),
+        ("total_score", scores, record.total_score, "scores_sum"),
+    ):
+        if total is None:
+            continue
+        summed = sum(p for p in parts if p is not None)
+        if abs(summed - total) > SUM_TOLERANCE:
+            yield Flag(
+                field=path,
+                reason=rule_reason(name),
+                message=f"总分 {_fmt(total)} but the rows add up to {_fmt(summed)}",
+                proposal=_fmt(summed),
+            )
+
+
+def confidence_flags(page: AssembledPage) -> Iterator[Flag]:
+    """Flags for fields whose reading is not certified by both engines or a very high score."""
+    for path, raw in page.unparseable.items():
+        evidence = page.evidence.get(path)
+        yield Flag(
+            field=path,
+            reason=FlagReason.UNPARSEABLE.value,
+            confidence=evidence.text.confidence if evidence else None,
+            message=f"{raw!r} is not a number",
+            readings=evidence.text.readings if evidence else {},
+        )
+    for path, evidence in page.evidence.items():
+        text = evidence.text
+        if path in page.unparseable or text.source in ("agreed", "blank", "dash"):
+            continue
+        if text.confidence >= TRUSTED_CONFIDENCE and text.source == "paddle":
+            continue
+        yield Flag(
+            field=path,
+            reason=FlagReason.LOW_CONFIDENCE.value,
+            confidence=round(text.confidence, 4),
+            message="the two OCR engines disagree" if len(set(text.readings.values())) > 1 else "low OCR confidence",
+            readings=dict(text.readings),
+        )
+
+
+def validate(page: AssembledPage) -> list[Flag]:
+    """All flags of a page, one per (field, reason), in field order of discovery."""
+    flags: dict[tuple[str, str], Flag] = {}
+    for flag in (*confidence_flags(page), *rule_flags(page.record)):
+        flags.setdefault((flag.field, flag.reason), flag)
+    return list(flags.values())

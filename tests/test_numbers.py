@@ -1,0 +1,33 @@
+import pytest
+
+from pipeline.numbers import NumberFormatError, parse_number
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("223.86", 223.86),
+        ("177350.50", 177350.5),
+        ("0", 0.0),
+        ("10", 10.0),
+        ("99.55%", 99.55),
+        ("99.55", 99.55),
+        ("1,234.5", 1234.5),
+        ("—", None),
+        ("", None),
+        ("  ", None),
+        ("１０", 10.0),  # full-width digits
+    ],
+)
+def test_parse_number(text, value):
+    assert parse_number(text) == value
+
+
+def test_percent_column_accepts_a_missing_sign():
+    assert parse_number("93.08", percent=True) == 93.08
+
+
+@pytest.mark.parametrize("text", ["及时", "1O", "12.3.4", "%"])
+def test_text_that_is_no_number_is_an_error(text):
+    with pytest.raises(NumberFormatError):
+        parse_number(text)

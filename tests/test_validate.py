@@ -1,0 +1,93 @@
+from models import FormRecord
+from pipeline.assemble import AssembledPage
+from pipeline.validate import rule_flags, validate
+
+
+def seed_one() -> FormRecord:
+    """Form 1 of the seed file, as printed."""
+    ind = lambda l1, l2, name, target, actual, w, s: dict(  # noqa: E731
+        level1=l1, level2=l2, name=name, target=target, actual=actual, weight=w, score=s
+    )
+    return FormRecord.model_validate(
+        dict(
+            year=2020,
+            project_name="网络系统运营经费（宝信息委【2019】53号）",
+            department="上海市宝山区行政服务中心",
+            implementing_unit="上海市宝山区行政服务中心",
+            funds=[
+                dict(source="年度资金总额", initial_budget=223.86, annual_budget=223.86, executed=222.85,
+                     weight=10, execution_rate=99.55, score=10),
+                dict(source="当年财政拨款", initial_budget=223.86, annual_budget=223.86, executed=222.85,
+                     execution_rate=99.55),
+                dict(source="上年结转资金"),
+                dict(source="其他资金"),
+            ],
+            goal_expected="确保智能化现场服务大厅及“一网通办”相关功能的正常运行。",
+            goal_actual="项目包括……",
+            indicators=[
+                ind("产出指标", "数量指标", "设备巡检完成率", "100%", "100%", 20, 20),
+                ind("产出指标", "质量指标", "数据备份率", "100%", "100%", 10, 10),
+                ind("产出指标", "时效指标", "设备运行完好率", "100%", "100%", 20, 20),
+                ind("效益指标", "经济效益指标", "故障排除率", "100%", "100%", 10, 10),
+                ind("效益指标", "社会效益指标", "有责投诉发生数", "0", "100%", 10, 10),
+                ind("效益指标", "可持续影响指标", "长效管理制度建设", "完善", "完善", 10, 10),
+                ind("满意度指标", "服务对象满意度指标", "工作人员满意度", "95%", "100%", 10, 10),
+            ],
+            total_weight=100,
+            total_score=100,
+        )
+    )
+
+
+def reasons(record: FormRecord) -> set[tuple[str, str]]:
+    return {(f.field, f.reason) for f in rule_flags(record)}
+
+
+def test_a_consistent_form_breaks_no_rule():
+    assert reasons(seed_one()) == set()
+    assert validate(AssembledPage(seed_one())) == []
+
+
+def test_misread_execution_rate_is_flagged_with_the_computed_proposal():
+    record = seed_one()
+    record.funds[0].execution_rate = 90.55  # "99.55" with one digit misread
+    flags = [f for f in rule_flags(record) if f.reason == "rule:execution_rate"]
+    assert [f.field for f in flags] == ["funds[0].execution_rate"]
+    assert flags[0].proposal == "99.55"
+
+
+def test_score_above_weight_is_flagged():
+    record = seed_one()
+    record.indicators[1].score = 16
+    assert ("indicators[1].score", "rule:score_le_weight") in reasons(record)
+    assert ("total_score", "rule:scores_sum") in reasons(record)
+
+
+def test_sums_must_match_the_totals():
+    record = seed_one()
+    record.indicators[0].weight = 25
+    flags = {f.field: f for f in rule_flags(record)}
+    assert flags["total_weight"].reason == "rule:weights_sum"
+    assert flags["total_weight"].proposal == "105"
+
+
+def test_yuan_amounts_under_a_wan_yuan_heading_are_implausible():
+    record = seed_one()
+    record.funds[0].annual_budget = 200000
+    record.funds[0].initial_budget = 200000
+    record.funds[0].executed = 177350.5
+    record.funds[0].execution_rate = 88.68
+    assert {f for f, r in reasons(record) if r == "rule:amount_plausible"} == {
+        "funds[0].initial_budget",
+        "funds[0].annual_budget",
+        "funds[0].executed",
+    }
+
+
+def test_missing_required_fields_are_flagged():
+    record = seed_one()
+    record.department = ""
+    record.total_score = None
+    got = reasons(record)
+    assert ("department", "missing") in got
+    assert ("total_score", "missing") in got
