@@ -36,6 +36,7 @@ INDICATOR_COLUMNS = {
     "deviation_reason": "偏差原因分析及改进措施",
 }
 _PUNCT = re.compile(r"[\s（）()：:，,。、“”\"]")
+_UNIT = re.compile(r"\((万元|元|千元)\)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 
 
@@ -131,6 +132,7 @@ def assemble_record(grid: Grid, texts: dict[Cell, CellText], header_text: str = 
         values[path] = take_text(path, table.right_of(found)) if found else ""
 
     values["funds"] = _assemble_funds(table, take_number)
+    values["funds_unit"] = _funds_unit(table)
 
     for path, label in (("goal_expected", "预期目标"), ("goal_actual", "实际完成情况")):
         found = table.find(label)
@@ -156,6 +158,17 @@ def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> dict
         if cell is not None:
             found[key] = cell.col
     return found
+
+
+def _funds_unit(table: _Table) -> str:
+    """The unit in the 项目资金（万元） label; 万元 when it cannot be read."""
+    for cell in table.grid.cells:
+        text = comparable(table.text(cell).text)
+        if text.startswith("项目资金"):
+            match = _UNIT.search(text)
+            if match:
+                return match.group(1)
+    return "万元"
 
 
 def _source_of(text: str) -> str | None:

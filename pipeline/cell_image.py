@@ -32,7 +32,7 @@ def _ink_mask(crop: np.ndarray) -> np.ndarray:
         return np.zeros_like(crop, dtype=bool)
     otsu, _ = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = min(float(otsu), INK_THRESHOLD) if crop.min() < INK_THRESHOLD else 0
-    return crop < level
+    return crop <= level
 
 
 def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:

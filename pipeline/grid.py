@@ -86,12 +86,13 @@ class Grid:
 # --- tunables, in millimetres unless named otherwise ---------------------------------
 A4_SHORT_MM = 210.0
 OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
-SMOOTH_MM = 1.0  # averaging along the rule before thresholding
+SMOOTH_MM = 0.6  # averaging along the rule before thresholding
 BG_MM = 1.6  # max-filter size for the paper level; wider than any rule or stroke
 CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
 JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
-MIN_SEPARATION_MM = 2.5  # distinct rules are >= 4 mm apart; closer ones are one rule
+MIN_SEPARATION_MM = 3.5  # distinct rules are >= 4 mm apart; closer ones are one rule
+JOIN_MM = 1.0  # pieces of one rule this close are rejoined
 MAX_GAP_MM = 7.5  # broken-rule gaps up to 6 mm are bridged
 MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
 EDGE_COVER = 0.5  # fraction of a cell edge that must carry rule to count as a boundary
@@ -148,6 +149,9 @@ class _Rule:
     def end(self) -> int:
         return max(s.end for s in self.segments)
 
+    def longest(self) -> int:
+        return max(s.end - s.start for s in self.segments)
+
     def covered(self) -> int:
         total, cur_end = 0, -(10**9)
         for s in sorted(self.segments, key=lambda s: s.start):
@@ -176,14 +180,22 @@ def _line_masks(gray: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray]:
     dark = _darkness(gray, ppm)
     s = _odd(SMOOTH_MM * ppm)
     k_open = max(9, int(round(OPEN_MM * ppm)))
+    k_thick = int(math.ceil(max(5.0, MAX_THICK_MM * ppm))) + 1
+    k_join = _odd(JOIN_MM * ppm)
     masks = []
     for horizontal in (True, False):
-        ksize = (s, 1) if horizontal else (1, s)
-        smooth = cv2.blur(dark, ksize)
-        thr = _threshold(smooth)
-        binary = (smooth >= thr).astype(np.uint8)
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k_open, 1) if horizontal else (1, k_open))
-        masks.append(cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel))
+        along = (lambda n: (n, 1)) if horizontal else (lambda n: (1, n))
+        across = (lambda n: (1, n)) if horizontal else (lambda n: (n, 1))
+        smooth = cv2.blur(dark, along(s))
+        binary = (smooth >= _threshold(smooth)).astype(np.uint8)
+        lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, along(k_open)))
+        # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
+        # keeps a rule that a seal arc touches from being dropped with it.
+        blobs = cv2.morphologyEx(lines, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across(k_thick)))
+        lines[blobs > 0] = 0
+        # Re-join pieces split by noise or the cut-outs above.
+        lines = cv2.morphologyEx(lines, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, along(k_join)))
+        masks.append(lines)
     return masks[0], masks[1]
 
 
@@ -195,7 +207,7 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
         x, y, w, h, area = stats[i]
         length = w if horizontal else h
         thick = area / max(length, 1)
-        if thick > max_thick:
+        if thick > 2 * max_thick:  # thick blobs were cut out already; this only drops debris
             continue
         if horizontal:
             segs.append(_Segment(float(centroids[i][1]), int(x), int(x + w), thick))
@@ -205,16 +217,19 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
 
 
 def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
+    # Longest segments first anchor the rules; no chaining, so seal or text pieces
+    # cannot drag a rule's position across to a neighbour.
     rules: list[_Rule] = []
-    for s in sorted(segs, key=lambda s: s.pos):
-        if rules and s.pos - rules[-1].segments[-1].pos <= tol:
-            rules[-1].segments.append(s)
+    for s in sorted(segs, key=lambda s: s.end - s.start, reverse=True):
+        best = min(rules, key=lambda r: abs(r.pos - s.pos), default=None)
+        if best is not None and abs(best.pos - s.pos) <= tol:
+            best.segments.append(s)
         else:
             rules.append(_Rule(s.pos, [s]))
     for r in rules:
         weights = np.array([s.end - s.start for s in r.segments], dtype=np.float64)
         r.pos = float(np.average([s.pos for s in r.segments], weights=weights))
-    return rules
+    return sorted(rules, key=lambda r: r.pos)
 
 
 def _near(value: float, positions: list[float], tol: float) -> bool:
@@ -237,8 +252,8 @@ def _bounded(rule: _Rule, cross: list[float], tol: float) -> bool:
 def _accept(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tuple[list[_Rule], list[_Rule]]:
     strong = STRONG_MM * ppm
     tol = JUNCTION_MM * ppm
-    h_ok = [r for r in h_rules if r.covered() >= strong]
-    v_ok = [r for r in v_rules if r.covered() >= strong]
+    h_ok = [r for r in h_rules if r.longest() >= strong]
+    v_ok = [r for r in v_rules if r.longest() >= strong]
     for _ in range(2):
         hp = [r.pos for r in h_ok]
         vp = [r.pos for r in v_ok]

@@ -26,8 +26,8 @@ _LABELS = [
     "lrstuvwx",
     "lryz0123",
     "l4567899",
-    "l4ABCDEF",
-    "GGHHIJKK",
+    "l4#$%&()",
+    "@@!!?;::",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Thin Prefect orchestration over ``pipeline``: tasks, retries, concurrency."""
