@@ -64,7 +64,8 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if y1 - y0 < 4 or x1 - x0 < 4:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     crop = page[y0:y1, x0:x1]
-    mask = _clear_border_rules(_ink_mask(crop), dpi)
+    raw = _ink_mask(crop)
+    mask = _clear_border_rules(raw, dpi)
     # Specks from noise or JPEG are smaller than any stroke of a character.
     min_area = max(3, (dpi / 300) ** 2 * 12)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -82,7 +83,9 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if ink_h < 0.6 * mm and ink_w < 0.6 * mm:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     keep_mask = np.isin(labels, keep)
-    clean = np.where(keep_mask, crop, 255).astype(np.uint8)
+    # Only rule remnants are erased: masking every pixel outside the ink components would
+    # also erase the faint parts of thin strokes, which the engines need.
+    clean = np.where(raw & ~mask, 255, crop).astype(np.uint8)
     margin = max(4, round(1.0 * mm))
     trimmed = np.full((ink_h + 2 * margin, ink_w + 2 * margin), 255, np.uint8)
     trimmed[margin : margin + ink_h, margin : margin + ink_w] = clean[ys0:ys1, xs0:xs1]

@@ -86,16 +86,19 @@ class Grid:
 # --- tunables, in millimetres unless named otherwise ---------------------------------
 A4_SHORT_MM = 210.0
 OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
-SMOOTH_MM = 0.6  # averaging along the rule before thresholding
-BG_MM = 1.6  # max-filter size for the paper level; wider than any rule or stroke
+SMOOTH_MM = 0.25  # averaging along the rule before thresholding; below the gap between glyphs
+SIDE_MM = 0.5  # paper is looked for this far either side of a rule (rules <= 0.35 mm)
 CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
 JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
 MIN_SEPARATION_MM = 3.5  # distinct rules are >= 4 mm apart; closer ones are one rule
 JOIN_MM = 1.0  # pieces of one rule this close are rejoined
-MAX_GAP_MM = 7.5  # broken-rule gaps up to 6 mm are bridged
 MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
-EDGE_COVER = 0.5  # fraction of a cell edge that must carry rule to count as a boundary
+EDGE_COVER = 0.35  # a cell edge with this much rule on its line, attached to a crossing, is a boundary
+STRONG_COVER = 0.7  # ... and with this much, attached or not
+SHORT_OPEN_MM = 2.0  # stubs of a broken rule next to a crossing can be this short
+BAND_MM = 0.2  # coverage is sampled this far either side of the rule's fitted line
+LONG_FOR_SLOPE_MM = 20.0
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -134,6 +137,8 @@ class _Segment:
     start: int  # extent along the rule direction, half-open
     end: int
     thick: float
+    mid: float = 0.0  # centre along the rule direction
+    slope: float = 0.0  # d(pos)/d(along), measured on long segments only
 
 
 @dataclass
@@ -149,6 +154,11 @@ class _Rule:
     def end(self) -> int:
         return max(s.end for s in self.segments)
 
+    def line(self) -> tuple[float, float, float]:
+        """(pos, slope, ref): the rule's centre line is pos + slope * (t - ref)."""
+        longest = max(self.segments, key=lambda s: s.end - s.start)
+        return longest.pos, longest.slope, longest.mid
+
     def longest(self) -> int:
         return max(s.end - s.start for s in self.segments)
 
@@ -161,11 +171,28 @@ class _Rule:
         return total
 
 
-def _darkness(gray: np.ndarray, ppm: float) -> np.ndarray:
-    """How much darker than the local paper each pixel is (uint8, 0 = paper)."""
-    k = _odd(BG_MM * ppm)
-    paper = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    return cv2.subtract(paper, gray)
+def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> np.ndarray:
+    """How much darker each pixel is than the paper on *both* sides across the line.
+
+    A thin rule has paper on both sides; the edge of a solid area (seal star, blot) or
+    the inside of a thick seal ring does not, so they score ~0 here.
+    """
+    d = max(3, int(round(SIDE_MM * ppm)))
+    kernel = np.ones((d, 1) if horizontal else (1, d), np.uint8)
+    m = cv2.dilate(gray, kernel)  # max over a centred window of d pixels
+    axis = 0 if horizontal else 1
+    n = gray.shape[axis]
+    before = np.full_like(gray, 255)
+    after = np.full_like(gray, 255)
+    lead = d - d // 2  # window [p-d, p-1] is centred at p - lead
+    trail = d // 2 + 1  # window [p+1, p+d] is centred at p + trail
+    if horizontal:
+        before[lead:] = m[: n - lead]
+        after[: n - trail] = m[trail:]
+    else:
+        before[:, lead:] = m[:, : n - lead]
+        after[:, : n - trail] = m[:, trail:]
+    return cv2.subtract(np.minimum(before, after), gray)
 
 
 def _threshold(dark: np.ndarray) -> int:
@@ -176,31 +203,38 @@ def _threshold(dark: np.ndarray) -> int:
     return int(max(10.0, med + 6.0 * 1.4826 * mad + 4.0))
 
 
-def _line_masks(gray: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray]:
-    dark = _darkness(gray, ppm)
+@dataclass
+class _Masks:
+    long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
+    short: np.ndarray  # straight runs >= SHORT_OPEN_MM: measures coverage (keeps stubs of broken rules)
+
+
+def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
     s = _odd(SMOOTH_MM * ppm)
-    k_open = max(9, int(round(OPEN_MM * ppm)))
     k_thick = int(math.ceil(max(5.0, MAX_THICK_MM * ppm))) + 1
     k_join = _odd(JOIN_MM * ppm)
-    masks = []
-    for horizontal in (True, False):
-        along = (lambda n: (n, 1)) if horizontal else (lambda n: (1, n))
-        across = (lambda n: (1, n)) if horizontal else (lambda n: (n, 1))
-        smooth = cv2.blur(dark, along(s))
-        binary = (smooth >= _threshold(smooth)).astype(np.uint8)
-        lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, along(k_open)))
-        # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
-        # keeps a rule that a seal arc touches from being dropped with it.
-        blobs = cv2.morphologyEx(lines, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, across(k_thick)))
-        lines[blobs > 0] = 0
-        # Re-join pieces split by noise or the cut-outs above.
-        lines = cv2.morphologyEx(lines, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, along(k_join)))
-        masks.append(lines)
-    return masks[0], masks[1]
+
+    def along(n: int) -> np.ndarray:
+        return cv2.getStructuringElement(cv2.MORPH_RECT, (n, 1) if horizontal else (1, n))
+
+    def across(n: int) -> np.ndarray:
+        return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
+
+    smooth = cv2.blur(_line_darkness(gray, ppm, horizontal), (s, 1) if horizontal else (1, s))
+    binary = (smooth >= _threshold(smooth)).astype(np.uint8)
+    short = cv2.morphologyEx(binary, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
+    # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
+    # keeps a rule that a seal arc touches from being dropped with it.
+    blobs = cv2.morphologyEx(short, cv2.MORPH_OPEN, across(k_thick))
+    short[blobs > 0] = 0
+    long = cv2.morphologyEx(short, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
+    # Re-join pieces split by noise or the cut-outs above.
+    long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
+    return _Masks(long, short)
 
 
 def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     max_thick = max(5.0, MAX_THICK_MM * ppm)
     segs = []
     for i in range(1, n):
@@ -209,10 +243,16 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
         thick = area / max(length, 1)
         if thick > 2 * max_thick:  # thick blobs were cut out already; this only drops debris
             continue
+        slope = 0.0
+        if length >= LONG_FOR_SLOPE_MM * ppm:
+            ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+            a, b = (xs, ys) if horizontal else (ys, xs)
+            a = a - a.mean()
+            slope = float(np.dot(a, b - b.mean()) / max(np.dot(a, a), 1e-9))
         if horizontal:
-            segs.append(_Segment(float(centroids[i][1]), int(x), int(x + w), thick))
+            segs.append(_Segment(float(centroids[i][1]), int(x), int(x + w), thick, float(centroids[i][0]), slope))
         else:
-            segs.append(_Segment(float(centroids[i][0]), int(y), int(y + h), thick))
+            segs.append(_Segment(float(centroids[i][0]), int(y), int(y + h), thick, float(centroids[i][1]), slope))
     return segs
 
 
@@ -230,10 +270,6 @@ def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
         weights = np.array([s.end - s.start for s in r.segments], dtype=np.float64)
         r.pos = float(np.average([s.pos for s in r.segments], weights=weights))
     return sorted(rules, key=lambda r: r.pos)
-
-
-def _near(value: float, positions: list[float], tol: float) -> bool:
-    return any(abs(value - p) <= tol for p in positions)
 
 
 def _bounded(rule: _Rule, cross: list[float], tol: float) -> bool:
@@ -312,42 +348,38 @@ def _table_region(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tup
     return best
 
 
-def _coverage_profile(rule: _Rule, lo: int, hi: int, cross: list[float], ppm: float) -> np.ndarray:
-    """Boolean rule presence along [lo, hi), with broken-rule gaps bridged."""
+def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, horizontal: bool) -> np.ndarray:
+    """Boolean rule presence along [lo, hi), sampled in a narrow band on the rule's line."""
+    pos, slope, ref = rule.line()
+    t = np.arange(lo, hi)
+    centre = np.rint(pos + slope * (t - ref)).astype(np.int64)
+    limit = mask.shape[0] if horizontal else mask.shape[1]
+    t = np.clip(t, 0, (mask.shape[1] if horizontal else mask.shape[0]) - 1)
     prof = np.zeros(hi - lo, dtype=bool)
-    for s in rule.segments:
-        a, b = max(s.start, lo), min(s.end, hi)
-        if b > a:
-            prof[a - lo : b - lo] = True
-    if not prof.any():
-        return prof
-    max_gap = MAX_GAP_MM * ppm
-    tol = JUNCTION_MM * ppm
-    padded = np.concatenate(([True], prof, [True])).astype(np.int8)
-    diff = np.diff(padded)
-    gap_starts = np.flatnonzero(diff == -1)  # first uncovered index
-    gap_ends = np.flatnonzero(diff == 1)  # first covered index after the gap
-    for a, b in zip(gap_starts, gap_ends):
-        if a == 0 or b == len(prof):
-            continue  # open ends are the rule's real extent, not a break
-        if b - a > max_gap:
-            continue
-        # Junction-to-junction gaps are real missing rules (merged cells).
-        if _near(lo + a, cross, tol) and _near(lo + b, cross, tol):
-            continue
-        prof[a:b] = True
+    for o in range(-half_band, half_band + 1):
+        c = np.clip(centre + o, 0, limit - 1)
+        prof |= (mask[c, t] if horizontal else mask[t, c]) > 0
     return prof
 
 
-def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, margin: float) -> bool:
-    i0 = int(round(a + margin)) - lo
-    i1 = int(round(b - margin)) - lo
-    if i1 <= i0:
-        i0, i1 = int(round(a)) - lo, int(round(b)) - lo
-    i0, i1 = max(i0, 0), min(i1, len(prof))
-    if i1 <= i0:
+def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor_px: int) -> bool:
+    """Is there rule along [a, b]? Enough coverage, reaching at least one crossing.
+
+    A broken rule keeps most of its length and stays attached to a crossing at one
+    end at least (a gap never covers a crossing); text lying on the line of a merged
+    cell's missing rule floats in the middle.
+    """
+    i0 = max(int(round(a)) + end_px - lo, 0)
+    i1 = min(int(round(b)) - end_px - lo, len(prof))
+    if i1 - i0 < 2:
         return False
-    return float(prof[i0:i1].mean()) >= EDGE_COVER
+    seg = prof[i0:i1]
+    cover = float(seg.mean())
+    if cover >= STRONG_COVER:
+        return True
+    if cover < EDGE_COVER:
+        return False
+    return float(seg[:anchor_px].mean()) >= 0.7 or float(seg[-anchor_px:].mean()) >= 0.7
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -400,9 +432,10 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
-    h_mask, v_mask = _line_masks(gray, ppm)
-    h_segs = _segments(h_mask, True, ppm)
-    v_segs = _segments(v_mask, False, ppm)
+    h_masks = _line_masks(gray, ppm, horizontal=True)
+    v_masks = _line_masks(gray, ppm, horizontal=False)
+    h_segs = _segments(h_masks.long, True, ppm)
+    v_segs = _segments(v_masks.long, False, ppm)
     tol = CLUSTER_MM * ppm
     h_rules, v_rules = _accept(_cluster(h_segs, tol), _cluster(v_segs, tol), ppm)
     region = _table_region(h_rules, v_rules, ppm)
@@ -421,22 +454,24 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     row_pos = [r.pos for r in h_rules]
     col_pos = [r.pos for r in v_rules]
     n_rows, n_cols = len(row_pos) - 1, len(col_pos) - 1
-    margin = JUNCTION_MM * ppm
     xlo, xhi = int(math.floor(col_pos[0] - pad)), int(math.ceil(col_pos[-1] + pad)) + 1
     ylo, yhi = int(math.floor(row_pos[0] - pad)), int(math.ceil(row_pos[-1] + pad)) + 1
 
+    thick = float(np.median([s.thick for r in h_rules + v_rules for s in r.segments]))
+    half_band = int(math.ceil(thick / 2 + BAND_MM * ppm))
+    end_px = int(math.ceil(thick / 2)) + 1
+    anchor_px = max(2, int(round(0.3 * ppm)))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
-        prof = _coverage_profile(h_rules[r], xlo, xhi, col_pos, ppm)
+        prof = _coverage(h_masks.short, h_rules[r], xlo, xhi, half_band, horizontal=True)
         for c in range(n_cols):
-            h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], margin)
+            h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px)
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
-        prof = _coverage_profile(v_rules[c], ylo, yhi, row_pos, ppm)
+        prof = _coverage(v_masks.short, v_rules[c], ylo, yhi, half_band, horizontal=False)
         for r in range(n_rows):
-            v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], margin)
+            v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px)
 
-    thick = float(np.median([s.thick for r in h_rules + v_rules for s in r.segments]))
     inset = int(math.ceil(thick / 2)) + 2
     row_edges = tuple(int(round(p)) for p in row_pos)
     col_edges = tuple(int(round(p)) for p in col_pos)

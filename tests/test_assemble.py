@@ -1,0 +1,59 @@
+"""Mapping cells to the record, on the fixtures' true grids and printed texts (no OCR involved)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models import FormRecord
+from pipeline.assemble import assemble_record, read_year
+from pipeline.errors import NotAFormError
+from pipeline.grid import Box, Cell, Grid
+from pipeline.ocr import BLANK, DASH, CellText
+from pipeline.repair import repair_text
+
+TRUTH = sorted((Path(__file__).parent.parent / "fixtures" / "truth").glob("*.json"))
+
+
+def truth_pages():
+    for path in TRUTH:
+        for page in json.loads(path.read_text(encoding="utf-8"))["pages"]:
+            yield pytest.param(page, id=f"{path.stem}-p{page['page']}")
+
+
+def perfect_reading(page: dict) -> tuple[Grid, dict[Cell, CellText]]:
+    """The grid and cell texts exactly as printed: what a perfect OCR would hand over."""
+    grid_truth = page["grid"]
+    cells, texts = [], {}
+    for c in grid_truth["cells"]:
+        cell = Cell(c["row"], c["col"], c["row_span"], c["col_span"],
+                    Box(c["col"], c["row"], c["col"] + c["col_span"], c["row"] + c["row_span"]))
+        cells.append(cell)
+        printed = c["text"].strip()
+        texts[cell] = BLANK if not printed else DASH if printed == "—" else CellText(repair_text(printed), 1.0, "agreed")
+    grid = Grid(tuple(range(grid_truth["n_rows"] + 1)), tuple(range(grid_truth["n_cols"] + 1)), tuple(cells))
+    return grid, texts
+
+
+@pytest.mark.parametrize("page", list(truth_pages()))
+def test_printed_cells_map_to_the_true_record(page):
+    grid, texts = perfect_reading(page)
+    truth = FormRecord.model_validate(page["record"])
+    header = f"财政项目支出绩效自评表\n（{truth.year}年度）"
+    assert assemble_record(grid, texts, header).record == truth
+
+
+def test_fixture_truth_is_present():
+    assert len(TRUTH) >= 5
+
+
+def test_a_table_without_the_form_labels_is_not_a_form():
+    cells = [Cell(r, c, 1, 1, Box(c, r, c + 1, r + 1)) for r in range(3) for c in range(3)]
+    texts = {cell: CellText(f"x{cell.row}{cell.col}", 1.0, "agreed") for cell in cells}
+    with pytest.raises(NotAFormError):
+        assemble_record(Grid((0, 1, 2, 3), (0, 1, 2, 3), tuple(cells)), texts)
+
+
+@pytest.mark.parametrize(("header", "year"), [("（2020 年度）", 2020), ("( 2023年度)", 2023), ("自评表", None)])
+def test_year_is_read_from_the_title(header, year):
+    assert read_year(header) == year
