@@ -26,13 +26,16 @@ class CellImage:
     line_spans: tuple[tuple[int, int], ...]  # (y0, y1) of each text line inside ``image``
 
 
-def _ink_mask(crop: np.ndarray) -> np.ndarray:
-    # Otsu adapts to faded print; the floor keeps pure noise on white paper from counting.
-    if crop.size == 0:
-        return np.zeros_like(crop, dtype=bool)
+def _ink_levels(crop: np.ndarray) -> tuple[float, float]:
+    """(strong, faint) grey levels: at or below ``strong`` is surely print; at or below
+    ``faint`` may be the thin, blurred stroke of a character (一 at 150 dpi) or a seal's ghost."""
+    if crop.size == 0 or crop.min() >= INK_THRESHOLD:
+        return 0.0, 0.0
+    # Otsu adapts to faded print; the cap keeps paper noise from counting as ink.
     otsu, _ = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    level = min(float(otsu), INK_THRESHOLD) if crop.min() < INK_THRESHOLD else 0
-    return crop <= level
+    strong = min(float(otsu), INK_THRESHOLD)
+    paper = float(np.median(crop))
+    return strong, max(strong, (strong + paper) / 2)
 
 
 def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
@@ -64,33 +67,45 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if y1 - y0 < 4 or x1 - x0 < 4:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     crop = page[y0:y1, x0:x1]
-    raw = _ink_mask(crop)
-    mask = _clear_border_rules(raw, dpi)
+    strong_level, faint_level = _ink_levels(crop)
+    strong = _clear_border_rules(crop <= strong_level, dpi) if strong_level else np.zeros(crop.shape, bool)
     # Specks from noise or JPEG are smaller than any stroke of a character.
     min_area = max(3, (dpi / 300) ** 2 * 12)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong.astype(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     if not keep:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
-    xs0 = min(stats[i, cv2.CC_STAT_LEFT] for i in keep)
-    ys0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
-    xs1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
-    ys1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
+    xs0, ys0, xs1, ys1 = _bounds(stats, keep)
     ink_w, ink_h = xs1 - xs0, ys1 - ys0
     mm = dpi / 25.4
-    if len(keep) == 1 and ink_h <= 0.8 * mm and ink_w >= 1.5 * mm and ink_w >= 4 * ink_h:
+    if ink_h <= 0.8 * mm and ink_w >= 1.5 * mm and ink_w >= 4 * ink_h:
         return CellImage("dash", np.zeros((0, 0), np.uint8), ())
     if ink_h < 0.6 * mm and ink_w < 0.6 * mm:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    # The text's extent comes from the faint mask, so thin light strokes are not cut off.
+    faint_raw = crop <= faint_level
+    faint = _clear_border_rules(faint_raw, dpi)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.astype(np.uint8), connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    xs0, ys0, xs1, ys1 = _bounds(stats, keep)
+    ink_w, ink_h = xs1 - xs0, ys1 - ys0
     keep_mask = np.isin(labels, keep)
     # Only rule remnants are erased: masking every pixel outside the ink components would
     # also erase the faint parts of thin strokes, which the engines need.
-    clean = np.where(raw & ~mask, 255, crop).astype(np.uint8)
+    clean = np.where(faint_raw & ~faint, 255, crop).astype(np.uint8)
     margin = max(4, round(1.0 * mm))
     trimmed = np.full((ink_h + 2 * margin, ink_w + 2 * margin), 255, np.uint8)
     trimmed[margin : margin + ink_h, margin : margin + ink_w] = clean[ys0:ys1, xs0:xs1]
     lines = _line_spans(keep_mask[ys0:ys1, xs0:xs1], mm)
     return CellImage("text", trimmed, tuple((a + margin, b + margin) for a, b in lines))
+
+
+def _bounds(stats: np.ndarray, keep: list[int]) -> tuple[int, int, int, int]:
+    x0 = min(stats[i, cv2.CC_STAT_LEFT] for i in keep)
+    y0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
+    x1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
+    y1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
+    return int(x0), int(y0), int(x1), int(y1)
 
 
 def _line_spans(mask: np.ndarray, mm: float) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""One page end to end: deskew -> grid -> cells read -> record -> flags.
+"""One page end to end: upright -> deskew -> seal erased -> grid -> cells read -> record -> flags.
 
 ``extract_document`` yields one ``PageResult`` per page and never raises for a
 bad page or file: the error becomes the result, so a batch always goes on.
@@ -17,6 +17,7 @@ from pipeline.errors import FormscanError
 from pipeline.grid import Box, Cell, detect_grid
 from pipeline.ocr import CellReader, CellText
 from pipeline.read import Page, read_pages
+from pipeline.seal import erase_seals
 from pipeline.validate import validate
 
 
@@ -33,6 +34,8 @@ def extract_page(page: Page, reader: CellReader) -> PageResult:
     try:
         upright = rotate_upright(page.image, detect_orientation(page.image))
         image, _angle = deskew(upright)
+        if not page.was_colour:  # on colour scans the red channel already dropped the seal
+            image = erase_seals(image, page.dpi)
         grid = detect_grid(image)
         texts: dict[Cell, CellText] = {
             cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells

@@ -94,11 +94,15 @@ JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
 MIN_SEPARATION_MM = 3.5  # distinct rules are >= 4 mm apart; closer ones are one rule
 JOIN_MM = 1.0  # pieces of one rule this close are rejoined
 MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
-EDGE_COVER = 0.35  # a cell edge with this much rule on its line, attached to a crossing, is a boundary
-STRONG_COVER = 0.7  # ... and with this much, attached or not
+EDGE_COVER = 0.42  # a cell edge with this much rule on its line, attached to a crossing, is a boundary
+STRONG_COVER = 0.85  # ... and with this much, attached or not
+MIN_RUN_FRACTION = 0.25  # its longest piece covers this much of the edge
+MIN_RUN_MM = 2.0  # ... and at least this
 SHORT_OPEN_MM = 2.0  # stubs of a broken rule next to a crossing can be this short
-BAND_MM = 0.2  # coverage is sampled this far either side of the rule's fitted line
 LONG_FOR_SLOPE_MM = 20.0
+CLUTTER_NEAR_MM = 0.4  # parallel strokes are looked for between these distances
+CLUTTER_FAR_MM = 1.4
+MAX_CLUTTER = 0.15  # rules measure < 0.07; lined-up glyph strokes 0.2-0.9
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -139,6 +143,7 @@ class _Segment:
     thick: float
     mid: float = 0.0  # centre along the rule direction
     slope: float = 0.0  # d(pos)/d(along), measured on long segments only
+    clutter: float = 0.0
 
 
 @dataclass
@@ -206,6 +211,7 @@ def _threshold(dark: np.ndarray) -> int:
 @dataclass
 class _Masks:
     long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
+    binary: np.ndarray  # every thin stroke in this direction (text included)
     short: np.ndarray  # straight runs >= SHORT_OPEN_MM: measures coverage (keeps stubs of broken rules)
 
 
@@ -230,10 +236,32 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
     long = cv2.morphologyEx(short, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
     # Re-join pieces split by noise or the cut-outs above.
     long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
-    return _Masks(long, short)
+    return _Masks(long, short, binary)
 
 
-def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
+def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) -> float:
+    """Fraction of a segment with parallel strokes close by on one side (the worse one).
+
+    A rule has paper beside it (text keeps clear of rules); a run of glyph strokes
+    that happen to line up (the middle or bottom strokes of a text line) has more
+    glyph strokes just beside it.
+    """
+    t = np.arange(seg.start, seg.end)
+    centre = seg.pos + seg.slope * (t - seg.mid)
+    near = int(math.ceil(seg.thick / 2 + CLUTTER_NEAR_MM * ppm))
+    far = int(math.ceil(seg.thick / 2 + CLUTTER_FAR_MM * ppm))
+    limit = binary.shape[0] if horizontal else binary.shape[1]
+    sides = []
+    for sign in (-1, 1):
+        hit = np.zeros(len(t), dtype=bool)
+        for o in range(near, far + 1):
+            c = np.clip(np.rint(centre + sign * o).astype(np.int64), 0, limit - 1)
+            hit |= (binary[c, t] if horizontal else binary[t, c]) > 0
+        sides.append(hit)
+    return max(float(sides[0].mean()), float(sides[1].mean()))
+
+
+def _segments(mask: np.ndarray, horizontal: bool, ppm: float, binary: np.ndarray | None = None) -> list[_Segment]:
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     max_thick = max(5.0, MAX_THICK_MM * ppm)
     segs = []
@@ -250,9 +278,16 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float) -> list[_Segment]:
             a = a - a.mean()
             slope = float(np.dot(a, b - b.mean()) / max(np.dot(a, a), 1e-9))
         if horizontal:
-            segs.append(_Segment(float(centroids[i][1]), int(x), int(x + w), thick, float(centroids[i][0]), slope))
+            seg = _Segment(float(centroids[i][1]), int(x), int(x + w), thick, float(centroids[i][0]), slope)
         else:
-            segs.append(_Segment(float(centroids[i][0]), int(y), int(y + h), thick, float(centroids[i][1]), slope))
+            seg = _Segment(float(centroids[i][0]), int(y), int(y + h), thick, float(centroids[i][1]), slope)
+        if binary is not None and length >= STRONG_MM * ppm:
+            # Only long pieces are checked: they are accepted as rules on their own,
+            # short ones need crossings at both ends anyway.
+            seg.clutter = _clutter(binary, seg, horizontal, ppm)
+            if seg.clutter > MAX_CLUTTER:
+                continue
+        segs.append(seg)
     return segs
 
 
@@ -362,12 +397,13 @@ def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, h
     return prof
 
 
-def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor_px: int) -> bool:
-    """Is there rule along [a, b]? Enough coverage, reaching at least one crossing.
+def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor_px: int, min_run_px: int) -> bool:
+    """Is there rule along [a, b]? Enough coverage, in long pieces, reaching a crossing.
 
-    A broken rule keeps most of its length and stays attached to a crossing at one
-    end at least (a gap never covers a crossing); text lying on the line of a merged
-    cell's missing rule floats in the middle.
+    A broken rule keeps at least half its length, its longest piece is at least a
+    quarter of it, and it stays attached to a crossing at one end at least (a gap
+    never covers a crossing). Text or seal strokes lying on the line of a merged
+    cell's missing rule are short pieces floating in the middle.
     """
     i0 = max(int(round(a)) + end_px - lo, 0)
     i1 = min(int(round(b)) - end_px - lo, len(prof))
@@ -377,9 +413,17 @@ def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor
     cover = float(seg.mean())
     if cover >= STRONG_COVER:
         return True
-    if cover < EDGE_COVER:
+    if cover < EDGE_COVER or _longest_run(seg) < max(MIN_RUN_FRACTION * len(seg), min_run_px):
         return False
     return float(seg[:anchor_px].mean()) >= 0.7 or float(seg[-anchor_px:].mean()) >= 0.7
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    if not flags.any():
+        return 0
+    padded = np.concatenate(([0], flags.astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(padded))
+    return int((edges[1::2] - edges[::2]).max())
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -434,8 +478,8 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
     h_masks = _line_masks(gray, ppm, horizontal=True)
     v_masks = _line_masks(gray, ppm, horizontal=False)
-    h_segs = _segments(h_masks.long, True, ppm)
-    v_segs = _segments(v_masks.long, False, ppm)
+    h_segs = _segments(h_masks.long, True, ppm, h_masks.binary)
+    v_segs = _segments(v_masks.long, False, ppm, v_masks.binary)
     tol = CLUSTER_MM * ppm
     h_rules, v_rules = _accept(_cluster(h_segs, tol), _cluster(v_segs, tol), ppm)
     region = _table_region(h_rules, v_rules, ppm)
@@ -458,19 +502,21 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     ylo, yhi = int(math.floor(row_pos[0] - pad)), int(math.ceil(row_pos[-1] + pad)) + 1
 
     thick = float(np.median([s.thick for r in h_rules + v_rules for s in r.segments]))
-    half_band = int(math.ceil(thick / 2 + BAND_MM * ppm))
+    # Only the rule's own centre line counts: text or seal strokes beside it do not.
+    half_band = max(1, int(thick // 2) - 1)
     end_px = int(math.ceil(thick / 2)) + 1
     anchor_px = max(2, int(round(0.3 * ppm)))
+    min_run_px = int(round(MIN_RUN_MM * ppm))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
         prof = _coverage(h_masks.short, h_rules[r], xlo, xhi, half_band, horizontal=True)
         for c in range(n_cols):
-            h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px)
+            h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px)
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
         prof = _coverage(v_masks.short, v_rules[c], ylo, yhi, half_band, horizontal=False)
         for r in range(n_rows):
-            v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px)
+            v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
 
     inset = int(math.ceil(thick / 2)) + 2
     row_edges = tuple(int(round(p)) for p in row_pos)

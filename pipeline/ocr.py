@@ -126,12 +126,18 @@ class PaddleEngine:
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
 
     def read(self, cell: CellImage) -> Reading:
-        result = self._ocr(cell.image, use_cls=False)
+        result = self._ocr(cell.image, use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(result, "boxes", None)
         texts = getattr(result, "txts", None)
         scores = getattr(result, "scores", None)
         if boxes is None or not texts:
-            return Reading(self.name, "", 0.0)
+            # Detection misses a lone short glyph ("7"); a one-line crop can be recognised whole.
+            if len(cell.line_spans) > 1:
+                return Reading(self.name, "", 0.0)
+            result = self._ocr(cell.image, use_det=False, use_cls=False, use_rec=True)
+            texts = getattr(result, "txts", None) or ("",)
+            scores = getattr(result, "scores", None) or (0.0,)
+            return Reading(self.name, texts[0], float(scores[0]) if texts[0] else 0.0)
         items = []
         for box, text, score in zip(boxes, texts, scores):
             ys = [p[1] for p in box]

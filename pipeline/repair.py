@@ -12,6 +12,7 @@ import re
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
 _HAS_CJK = re.compile(f"[{_CJK}]")
 _SPACE_NOT_BETWEEN_LATIN = re.compile(r"(?<![A-Za-z])\s+|\s+(?![A-Za-z])")
+_DEGREE_AFTER_DIGIT = re.compile(r"(\d)[°º˚]")
 _QUOTES = re.compile(r"[\"“”〝〞]")
 _FULL_WIDTH = {",": "，", ":": "：", ";": "；", "(": "（", ")": "）", "!": "！", "?": "？", "[": "【", "]": "】"}
 _ASCII_PUNCT_NEAR_CJK = re.compile(f"(?<=[{_CJK}])[,:;!?]|[,:;!?](?=[{_CJK}])|[()\\[\\]]")
@@ -45,6 +46,8 @@ def repair_text(text: str) -> str:
     text = join_lines(text)
     text = _SPACE_NOT_BETWEEN_LATIN.sub("", text)
     text = text.replace(">=", "≥").replace("<=", "≤")
+    # A small "%" after digits is read as a degree sign; this form has no angles or temperatures.
+    text = _DEGREE_AFTER_DIGIT.sub(r"\1%", text)
     if _HAS_CJK.search(text):
         text = _pair_quotes(text)
         text = _ASCII_PUNCT_NEAR_CJK.sub(lambda m: _FULL_WIDTH[m.group(0)], text)

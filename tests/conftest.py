@@ -95,17 +95,28 @@ def synthetic_form(
     cells.sort()
 
     if broken:
+        # Same damage model as fixtures/generate.py: one gap of 1-6 mm in some rule pieces
+        # between crossings, >= 1 mm from them, taking at most half the piece minus 2 mm.
+        damaged = set()
         for _ in range(40):
-            if rng.random() < 0.5:
-                y = ys[rng.integers(0, n_rows + 1)]
-                x = int(rng.uniform(xs[0], xs[-1]))
-                g = int(rng.uniform(1, 6) * ppm)
-                cv2.rectangle(page, (x, y - t - 1), (x + g, y + t + 1), (250, 250, 250), -1)
+            horizontal = rng.random() < 0.5
+            if horizontal:
+                r, c = int(rng.integers(0, n_rows + 1)), int(rng.integers(0, n_cols))
+                a, b, fixed = _COLS_MM[c], _COLS_MM[c + 1], ys[r]
             else:
-                x = xs[rng.integers(0, n_cols + 1)]
-                y = int(rng.uniform(ys[0], ys[-1]))
-                g = int(rng.uniform(1, 6) * ppm)
-                cv2.rectangle(page, (x - t - 1, y), (x + t + 1, y + g), (250, 250, 250), -1)
+                r, c = int(rng.integers(0, n_rows)), int(rng.integers(0, n_cols + 1))
+                a, b, fixed = _TOP_MM + r * _ROW_H_MM, _TOP_MM + (r + 1) * _ROW_H_MM, xs[c]
+            longest = min(6.0, 0.5 * (b - a) - 2.0)
+            if longest < 1.0 or (horizontal, r, c) in damaged:
+                continue
+            damaged.add((horizontal, r, c))
+            length = rng.uniform(1.0, longest)
+            g0 = rng.uniform(a + 1.0, b - 1.0 - length)
+            p0, p1 = int(round(g0 * ppm)), int(round((g0 + length) * ppm))
+            if horizontal:
+                cv2.rectangle(page, (p0, fixed - t - 1), (p1, fixed + t + 1), (250, 250, 250), -1)
+            else:
+                cv2.rectangle(page, (fixed - t - 1, p0), (fixed + t + 1, p1), (250, 250, 250), -1)
 
     if seal:
         stamp = np.zeros_like(page)
@@ -117,7 +128,6 @@ def synthetic_form(
             a = math.radians(200 + k * 14)
             p = (int(centre[0] + 0.7 * radius * math.cos(a)), int(centre[1] + 0.7 * radius * math.sin(a)))
             cv2.putText(stamp, "X", p, font, 0.05 * ppm, (255, 255, 255), max(1, int(0.5 * ppm)))
-        cv2.line(stamp, (centre[0] - int(12 * ppm), centre[1] + int(10 * ppm)), (centre[0] + int(12 * ppm), centre[1] + int(10 * ppm)), (255, 255, 255), max(1, int(0.6 * ppm)))
         m = stamp[:, :, 0] > 0
         red = np.array([40, 40, 220], np.float32)  # BGR
         mixed = page[m].astype(np.float32) * 0.45 + 0.55 * (page[m].astype(np.float32) * red / 255.0)

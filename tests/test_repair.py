@@ -42,3 +42,8 @@ def test_repair_is_idempotent_on_repaired_text():
 
 def test_blank_lines_are_dropped():
     assert join_lines("\n及时\n\n") == "及时"
+
+
+def test_percent_misread_as_degree_is_restored():
+    assert repair_text("≥85°") == "≥85%"
+    assert repair_text("95º") == "95%"

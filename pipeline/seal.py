@@ -1,0 +1,120 @@
+"""Erase an official seal's ink from a greyscale page.
+
+A red seal stamped across the table puts its ring, star and arc text over cells
+and rules. On colour scans reading the red channel already makes it nearly
+vanish (see ``read``); on grey scans it stays as mid-grey ink, lighter than
+print. So: find the seal as a circle whose ring is inked nearly all the way
+round, then inside its disc keep only ink darker than the seal's own grey.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK_DPI = 60  # circle search on a small copy: a 40 mm seal is still ~95 px across
+RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
+RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
+
+
+@dataclass(frozen=True)
+class Seal:
+    x: float  # centre, page pixels
+    y: float
+    radius: float
+    ink_level: float  # typical grey of the seal's ink
+
+
+def _paper_level(image: np.ndarray) -> float:
+    return float(np.percentile(image[:: 8, :: 8], 90))
+
+
+def find_seals(image: np.ndarray, dpi: int, max_seals: int = 3) -> list[Seal]:
+    scale = WORK_DPI / dpi
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (5, 5), 1.5)
+    per_mm = WORK_DPI / 25.4
+    circles = cv2.HoughCircles(
+        small, cv2.HOUGH_GRADIENT, dp=1, minDist=30 * per_mm, param1=60, param2=25,
+        minRadius=int(RADIUS_MM[0] * per_mm), maxRadius=int(RADIUS_MM[1] * per_mm),
+    )
+    if circles is None:
+        return []
+    paper = _paper_level(image)
+    seals = []
+    for x, y, r in circles[0][: max_seals * 3]:
+        seal = _verify_ring(image, x / scale, y / scale, r / scale, dpi, paper)
+        if seal is not None:
+            seals.append(seal)
+        if len(seals) == max_seals:
+            break
+    return seals
+
+
+def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, paper: float) -> Seal | None:
+    """A seal when some radius near ``r`` is inked, lighter than print, nearly all the way round."""
+    per_mm = dpi / 25.4
+    angles = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    h, w = image.shape
+    best: Seal | None = None
+    best_coverage = RING_COVERAGE
+    for radius in r + np.arange(-2.5, 2.6, 0.5) * per_mm:
+        band = [radius + d for d in np.arange(-0.6, 0.61, 0.3) * per_mm]
+        xs = np.clip((x + np.outer(band, np.cos(angles))).astype(int), 0, w - 1)
+        ys = np.clip((y + np.outer(band, np.sin(angles))).astype(int), 0, h - 1)
+        darkest = image[ys, xs].min(axis=0)
+        inked = darkest < paper - 35
+        coverage = float(inked.mean())
+        if coverage > best_coverage:
+            best_coverage = coverage
+            best = Seal(float(x), float(y), float(radius), float(np.median(darkest[inked])))
+    return best
+
+
+def erase_seals(image: np.ndarray, dpi: int) -> np.ndarray:
+    """The page with the ink of any seal found lightened to paper, print kept."""
+    seals = find_seals(image, dpi)
+    if not seals:
+        return image
+    out = image.copy()
+    paper = _paper_level(image)
+    per_mm = dpi / 25.4
+    for seal in seals:
+        r = int(seal.radius + 3 * per_mm)  # the centre found on the small copy can be ~2 mm off
+        x0, y0 = max(0, int(seal.x) - r), max(0, int(seal.y) - r)
+        x1, y1 = min(image.shape[1], int(seal.x) + r + 1), min(image.shape[0], int(seal.y) + r + 1)
+        region = out[y0:y1, x0:x1]
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        disc = (xx - seal.x) ** 2 + (yy - seal.y) ** 2 <= r * r
+        ink = region[disc & (region < paper - 35)]
+        if ink.size == 0:
+            continue
+        text_level = float(np.percentile(ink, 3))
+        # Print is darker than the seal; where the seal overlaps print it is darker still.
+        cut = min(seal.ink_level - 15, (seal.ink_level + text_level) / 2)
+        if cut <= text_level + 10:
+            continue  # the seal is as dark as print here: erasing would eat the text
+        region[disc & (region > cut) & ~_rules(region, paper, per_mm)] = 255
+    return out
+
+
+def _rules(region: np.ndarray, paper: float, per_mm: float) -> np.ndarray:
+    """Long, thin, straight strokes: the table's rules, which may be as light as the seal and must stay.
+
+    The seal's ring is straight enough near its top, bottom and sides to survive a long
+    opening, but it is several times thicker than a rule, so thickness tells them apart.
+    Needs a deskewed page: rules are then exactly horizontal or vertical.
+    """
+    ink = (region < paper - 35).astype(np.uint8)
+    length = max(3, int(8 * per_mm))
+    max_thickness = max(3, int(round(0.45 * per_mm)))
+    keep = np.zeros(region.shape, bool)
+    for kernel, axis in (((length, 1), cv2.CC_STAT_HEIGHT), ((1, length), cv2.CC_STAT_WIDTH)):
+        opened = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, kernel))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+        thin = np.zeros(n, bool)
+        thin[1:] = stats[1:, axis] <= max_thickness
+        keep |= thin[labels]
+    return cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)

@@ -1,0 +1,184 @@
+"""detect_grid: exact fine-grid structure on synthetic pages and on every committed fixture page."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.deskew import deskew
+from pipeline.errors import NoTableError
+from pipeline.grid import Grid, detect_grid
+
+from conftest import synthetic_form
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+REALDATA = Path("/work/shared/realdata")
+
+# Pages whose exact structure is known to be missed, with why (kept strict so a fix shows up).
+KNOWN_MISSES = {
+    # 150 dpi, faded + broken: a one-row vertical rule whose pieces are all shorter than
+    # the 5 mm line kernel is never found.
+    ("batch-3", 2): "short broken faded rule inside one row at 150 dpi",
+}
+
+
+def _structure(grid: Grid) -> Counter:
+    return Counter((c.row, c.col, c.row_span, c.col_span) for c in grid.cells)
+
+
+def _assert_consistent(grid: Grid) -> None:
+    covered = np.zeros((grid.n_rows, grid.n_cols), dtype=int)
+    for c in grid.cells:
+        covered[c.row : c.row + c.row_span, c.col : c.col + c.col_span] += 1
+        assert c.box.width > 0 and c.box.height > 0
+        assert grid.col_edges[c.col] < c.box.x0 < c.box.x1 <= grid.col_edges[c.col + c.col_span] + 1
+        assert grid.row_edges[c.row] < c.box.y0 < c.box.y1 <= grid.row_edges[c.row + c.row_span] + 1
+    assert (covered == 1).all(), "every fine cell is covered exactly once"
+    assert list(grid.cells) == sorted(grid.cells, key=lambda c: (c.row, c.col)), "row-major"
+
+
+SYNTHETIC_CASES = {
+    "clean_200dpi": dict(dpi=200),
+    "thin_1px_150dpi": dict(dpi=150, rule_px=1),
+    "300dpi": dict(dpi=300),
+    "grey_seal": dict(seal=True),
+    "colour_seal": dict(seal=True, colour=True),
+    "broken": dict(broken=True),
+    "faded": dict(faded=True),
+    "faded_broken_seal": dict(faded=True, broken=True, seal=True),
+    "residual_skew": dict(skew_deg=0.1),
+    "residual_skew_300dpi_seal_broken": dict(skew_deg=-0.1, dpi=300, seal=True, broken=True),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("case", list(SYNTHETIC_CASES))
+def test_synthetic_structure_exact(case: str, seed: int) -> None:
+    image, truth = synthetic_form(seed=seed, **SYNTHETIC_CASES[case])
+    grid = detect_grid(image)
+    assert (grid.n_rows, grid.n_cols) == (truth["n_rows"], truth["n_cols"])
+    assert _structure(grid) == Counter(truth["cells"])
+    _assert_consistent(grid)
+
+
+def test_edges_at_rule_positions() -> None:
+    image, _ = synthetic_form(dpi=200)
+    grid = detect_grid(image)
+    ppm = 200 / 25.4
+    assert [round(x / ppm) for x in grid.col_edges] == [15, 27, 45, 75, 100, 125, 150, 170, 195]
+    assert abs(grid.row_edges[0] / ppm - 40.0) < 0.3
+
+
+def test_blank_page_raises() -> None:
+    with pytest.raises(NoTableError):
+        detect_grid(np.full((2339, 1654), 250, np.uint8))
+
+
+def test_text_only_page_raises() -> None:
+    page = np.full((1754, 1240), 250, np.uint8)
+    for k in range(40):
+        cv2.putText(page, "THE QUICK BROWN FOX 1234567", (100, 100 + 38 * k), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 20, 2)
+    with pytest.raises(NoTableError):
+        detect_grid(page)
+
+
+# --- committed fixtures ---------------------------------------------------------------
+
+
+def _fixture_pages() -> list[tuple[str, int]]:
+    pages = []
+    for path in sorted((FIXTURES / "truth").glob("*.json")):
+        for page in json.loads(path.read_text(encoding="utf-8"))["pages"]:
+            pages.append((path.stem, int(page["page"])))
+    return pages
+
+
+def _render(name: str, page: int) -> tuple[np.ndarray, dict]:
+    from pdf2image import convert_from_path
+
+    truth = json.loads((FIXTURES / "truth" / f"{name}.json").read_text(encoding="utf-8"))
+    page_truth = next(p for p in truth["pages"] if int(p["page"]) == page)
+    scan = page_truth["scan"]
+    # Colour pages are read in colour, as the pipeline would: the red seal is dropped then.
+    pil = convert_from_path(
+        str(FIXTURES / "scans" / f"{name}.pdf"), dpi=scan["dpi"], first_page=page, last_page=page,
+        grayscale=not scan["color"],
+    )[0]
+    array = np.asarray(pil)
+    image = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    return image, page_truth
+
+
+FIXTURE_PAGES = _fixture_pages()
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURE_PAGES or shutil.which("pdftoppm") is None, reason="no committed fixtures or no poppler"
+)
+
+
+@needs_fixtures
+@pytest.mark.parametrize(
+    ("name", "page"),
+    [
+        pytest.param(n, p, marks=pytest.mark.xfail(reason=KNOWN_MISSES[(n, p)], strict=True))
+        if (n, p) in KNOWN_MISSES
+        else (n, p)
+        for n, p in FIXTURE_PAGES
+    ],
+    ids=[f"{n}-p{p}" for n, p in FIXTURE_PAGES],
+)
+def test_fixture_page_structure_exact(name: str, page: int) -> None:
+    image, truth = _render(name, page)
+    straight, angle = deskew(image)
+    # The generator skews with PIL.Image.rotate(skew_deg) (counter-clockwise positive);
+    # deskew reports the counter-clockwise rotation it applied, so about -skew_deg.
+    assert abs(angle + truth["scan"]["skew_deg"]) <= 0.1
+    grid = detect_grid(straight)
+    want = truth["grid"]
+    assert (grid.n_rows, grid.n_cols) == (want["n_rows"], want["n_cols"])
+    assert _structure(grid) == Counter((c["row"], c["col"], c["row_span"], c["col_span"]) for c in want["cells"])
+    _assert_consistent(grid)
+
+
+# --- real scans (read in place, never copied into the project) -------------------------
+
+# Ruled tables of a size the page-scale guess handles; each must yield a real grid.
+REAL_RULED = [
+    "tsr_squeeze_error_settlement_form_scan.jpeg",
+    "tsr_customs_declaration_form.jpg",
+    "tsr_wired_big_box_standard_table.png",
+    "tsr_table1_class_timetable.png",
+    "tabledetect_teacher_eval_form.jpg",
+    "tabledetect_thesis_list_form.jpg",
+    "chineseocr_vat_goods_list_scan.jpeg",
+    "xfund_zh_val_42_personal_info_form_scan.jpg",
+    "zk_rainfall_table.png",
+]
+
+
+def _real_images() -> list[Path]:
+    if not REALDATA.is_dir():
+        return []
+    return sorted(p for p in REALDATA.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="no /work/shared/realdata")
+@pytest.mark.parametrize("path", _real_images(), ids=lambda p: p.name)
+def test_real_scan_no_crash(path: Path) -> None:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None
+    straight, _ = deskew(image)
+    try:
+        grid = detect_grid(straight)
+    except NoTableError:
+        assert path.name not in REAL_RULED, "a ruled table must be found"
+        return
+    _assert_consistent(grid)
+    if path.name in REAL_RULED:
+        assert grid.n_rows >= 2 and grid.n_cols >= 2
