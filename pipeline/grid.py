@@ -87,6 +87,7 @@ class Grid:
 A4_SHORT_MM = 210.0
 OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
 SMOOTH_MM = 0.25  # averaging along the rule before thresholding; below the gap between glyphs
+MIN_DARKNESS = 28.0
 SIDE_MM = 0.5  # paper is looked for this far either side of a rule (rules <= 0.35 mm)
 CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
@@ -106,23 +107,17 @@ MAX_CLUTTER = 0.15  # rules measure < 0.07; lined-up glyph strokes 0.2-0.9
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Greyscale uint8 page; in colour input red/pink seal ink is turned into paper."""
+    """Greyscale uint8 page; in BGR input red/pink seal ink is turned into paper."""
     if image.ndim == 2:
         return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 1:
         return to_gray(image[:, :, 0])
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"expected a greyscale or BGR image, got shape {image.shape}")
-    bgr = image[:, :, :3]
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    b = bgr[:, :, 0].astype(np.int16)
-    g = bgr[:, :, 1].astype(np.int16)
-    r = bgr[:, :, 2].astype(np.int16)
-    # Seal ink: red well above green and blue. Over black rules the mix stays dark
-    # in red too, so taking the red channel keeps the rule and drops the seal.
-    reddish = (r - np.maximum(g, b)) > 30
-    gray[reddish] = bgr[:, :, 2][reddish]
-    return gray
+    # The red channel: black and grey ink (rules, text) stay dark in it, red seal ink
+    # turns paper-white, and unlike a per-pixel "is it red" mask it leaves no outline
+    # where JPEG chroma blur desaturates the seal's edges.
+    return np.ascontiguousarray(image[:, :, 2])
 
 
 def estimate_px_per_mm(shape: tuple[int, ...]) -> float:
@@ -205,7 +200,9 @@ def _threshold(dark: np.ndarray) -> int:
     sample = dark[::4, ::4]
     med = float(np.median(sample))
     mad = float(np.median(np.abs(sample.astype(np.float32) - med)))
-    return int(max(10.0, med + 6.0 * 1.4826 * mad + 4.0))
+    # Floor: faint enough for faded rules (>= ~40 after blur), above what is left of a
+    # red seal in the red channel (~20).
+    return int(max(MIN_DARKNESS, med + 6.0 * 1.4826 * mad + 4.0))
 
 
 @dataclass

@@ -22,11 +22,7 @@ FIXTURES = ROOT / "fixtures"
 REALDATA = Path("/work/shared/realdata")
 
 # Pages whose exact structure is known to be missed, with why (kept strict so a fix shows up).
-KNOWN_MISSES = {
-    # 150 dpi, faded + broken: a one-row vertical rule whose pieces are all shorter than
-    # the 5 mm line kernel is never found.
-    ("batch-3", 2): "short broken faded rule inside one row at 150 dpi",
-}
+KNOWN_MISSES: dict[tuple[str, int], str] = {}
 
 
 def _structure(grid: Grid) -> Counter:

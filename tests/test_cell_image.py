@@ -1,0 +1,58 @@
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from fixtures.generate import FONTS
+from pipeline.cell_image import prepare_cell
+from pipeline.grid import Box
+
+DPI = 200
+MM = DPI / 25.4
+
+
+def cell(text: str, *, width_mm=30, height_mm=9, ink=30, rule=True) -> np.ndarray:
+    w, h = int(width_mm * MM), int(height_mm * MM)
+    img = Image.new("L", (w, h), 245)
+    draw = ImageDraw.Draw(img)
+    if rule:
+        draw.rectangle([0, 0, w - 1, h - 1], outline=20, width=2)
+    if text:
+        path, index = FONTS["Noto Sans CJK SC"]["regular"]
+        font = ImageFont.truetype(path, int(3.7 * MM), index=index)
+        draw.multiline_text((w // 2, h // 2), text, font=font, fill=ink, anchor="mm", align="center")
+    return np.asarray(img)
+
+
+def prepared(image: np.ndarray):
+    return prepare_cell(image, Box(0, 0, image.shape[1], image.shape[0]), DPI)
+
+
+def test_an_empty_cell_with_rules_and_noise_is_blank():
+    rng = np.random.default_rng(1)
+    noisy = np.clip(cell("").astype(float) + rng.normal(0, 6, cell("").shape), 0, 255).astype(np.uint8)
+    assert prepared(noisy).kind == "blank"
+
+
+def test_an_em_dash_is_a_dash_not_text():
+    assert prepared(cell("—")).kind == "dash"
+
+
+def test_text_is_trimmed_and_its_lines_counted():
+    one = prepared(cell("设备巡检完成率"))
+    two = prepared(cell("年初预算\n数", height_mm=14))
+    assert one.kind == two.kind == "text"
+    assert len(one.line_spans) == 1 and len(two.line_spans) == 2
+    assert one.image.shape[0] < cell("x").shape[0]  # trimmed to the ink plus a margin
+    assert one.image.min() < 100 and one.image[0].min() == 255  # ink kept, rule remnants gone
+
+
+def test_a_faint_thin_stroke_is_not_cut_off():
+    # "一" at low resolution is a light 1-px line beside dark glyphs: it must stay in the crop.
+    image = cell("一级指标").copy()
+    dark = prepared(image)
+    ys, xs = np.nonzero(image < 100)
+    first_glyph = xs.min()
+    faint = image.copy()
+    faint[:, first_glyph : first_glyph + int(3.5 * MM)] = np.maximum(
+        faint[:, first_glyph : first_glyph + int(3.5 * MM)], 165
+    )
+    assert prepared(faint).image.shape[1] >= dark.image.shape[1] - 2
