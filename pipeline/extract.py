@@ -1,4 +1,4 @@
-"""One page end to end: upright -> deskew -> seal erased -> grid -> cells read -> record -> flags.
+"""One page end to end: upright -> deskew -> grid -> seal erased -> cells read -> record -> flags.
 
 ``extract_document`` yields one ``PageResult`` per page and never raises for a
 bad page or file: the error becomes the result, so a batch always goes on.
@@ -34,9 +34,11 @@ def extract_page(page: Page, reader: CellReader) -> PageResult:
     try:
         upright = rotate_upright(page.image, detect_orientation(page.image))
         image, _angle = deskew(upright)
-        if not page.was_colour:  # on colour scans the red channel already dropped the seal
-            image = erase_seals(image, page.dpi)
         grid = detect_grid(image)
+        # Cells are read with the seal's ink erased (on colour scans the red channel already
+        # dropped it). The grid is found before: erasing can also thin a faded rule.
+        if not page.was_colour:
+            image = erase_seals(image, page.dpi)
         texts: dict[Cell, CellText] = {
             cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells
         }

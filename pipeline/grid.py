@@ -2,17 +2,20 @@
 
 Classic rule-mask approach, tuned for scanned forms:
 
-1. Ink darkness = local paper level (max filter) minus the page, so faded grey rules
-   on uneven paper still stand out; red seal ink is suppressed when colour is given.
-2. Darkness is averaged *along* each rule direction before thresholding (boosts thin,
-   faint or noisy rules, weakens text), then opened with a ~5 mm line kernel: only
-   straight runs survive, so text, seal arcs and stacked vertical labels drop out.
-3. Segments are clustered by position into candidate rules. A rule is accepted if it
-   is long, or if it runs from one accepted perpendicular rule to another (short
-   rules inside one row); seal fragments are neither.
-4. For every pair of adjacent fine cells the shared edge is checked for rule coverage;
-   short gaps (broken rules) are bridged unless they run exactly junction-to-junction,
-   which is what a real missing rule (a merged cell) looks like.
+1. Line darkness = how much darker a pixel is than the paper on *both* sides across
+   the rule direction: thin rules (also faded grey ones) score, solid areas and thick
+   seal rings do not. BGR input is read through its red channel, where red seal ink
+   is paper.
+2. Threshold, then open with a 2 mm line kernel (coverage mask, keeps stubs of broken
+   rules) and a 5 mm one (rule finding: text, seal strokes and stacked vertical labels
+   drop out). Long pieces with glyph strokes right beside them (lined-up text) are dropped.
+3. Pieces are clustered by position into rules. A rule is accepted if it has a piece
+   >= 15 mm, or if it runs from one accepted perpendicular rule to another (short
+   rules inside one row). Rules closer than 3.5 mm are one rule (real ones are >= 4 mm apart).
+4. Each fine-cell edge is a boundary if the coverage mask, sampled on the rule's own
+   centre line (+-1 px), covers >= 42 % of it in pieces of >= 1/4 of it and reaches a
+   crossing: what a broken rule keeps (a gap never covers a crossing nor more than half
+   a piece), and what text or seal strokes on a merged cell's missing-rule line lack.
 5. Union-find over absent edges gives the spanning cells.
 """
 

@@ -18,6 +18,14 @@ AMOUNT_LIMIT_WAN = 100_000.0  # 10 亿元 for one project is implausible when th
 TRUSTED_CONFIDENCE = 0.999  # below this an unconfirmed reading goes to a human
 
 
+FORM_LABELS = ("项目名称", "主管部门", "实施单位", "项目资金", "年初预算数", "全年预算数", "全年执行数",
+               "预期目标", "实际完成情况", "一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值")
+
+
+def _embedded_label(value: str) -> str | None:
+    return next((label for label in FORM_LABELS if label in value), None)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
@@ -48,6 +56,15 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
                     ),
                     proposal=f"{expected:.2f}",
                 )
+        if row.source != "年度资金总额":
+            # Only the 年度资金总额 row is weighted and scored; the form prints "—" below it.
+            for key in ("weight", "score"):
+                if getattr(row, key) is not None:
+                    yield Flag(
+                        field=f"funds[{i}].{key}",
+                        reason=rule_reason("subrow_unscored"),
+                        message=f"{row.source} has a {'分值' if key == 'weight' else '得分'}; the form prints — there",
+                    )
         if row.score is not None and row.weight is not None and row.score > row.weight + SUM_TOLERANCE:
             yield Flag(
                 field=f"funds[{i}].score",
@@ -63,6 +80,15 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
                         reason=rule_reason("amount_plausible"),
                         message=f"{_fmt(value)} 万元 is implausible for one project: the amount may be in 元",
                     )
+
+    for path in ("project_name", "department", "implementing_unit", "goal_expected", "goal_actual"):
+        label = _embedded_label(getattr(record, path))
+        if label:
+            yield Flag(
+                field=path,
+                reason=rule_reason("label_in_value"),
+                message=f"the value contains the label {label}: two cells may have been read as one",
+            )
 
     for i, ind in enumerate(record.indicators):
         if ind.score is not None and ind.weight is not None and ind.score > ind.weight + SUM_TOLERANCE:

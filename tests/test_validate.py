@@ -91,3 +91,15 @@ def test_missing_required_fields_are_flagged():
     got = reasons(record)
     assert ("department", "missing") in got
     assert ("total_score", "missing") in got
+
+
+def test_a_score_on_a_sub_row_is_flagged():
+    record = seed_one()
+    record.funds[1].weight = 10
+    assert ("funds[1].weight", "rule:subrow_unscored") in reasons(record)
+
+
+def test_a_label_inside_a_value_means_cells_were_merged():
+    record = seed_one()
+    record.department = "上海市宝山区行政服务中心实施单位"
+    assert ("department", "rule:label_in_value") in reasons(record)
