@@ -75,12 +75,9 @@ def _plan(paths: list[str]) -> tuple[list[tuple[str, int]], list[PageResult]]:
     failed: list[PageResult] = []
     for path in list_documents(paths):
         try:
-            if not path.exists():
-                raise FormscanError("no such file or folder", file=str(path))
             n = count_pages(path)
         except FormscanError as exc:
-            kind = exc.kind if exc.kind != "error" else "not_found"
-            failed.append(PageResult(source=SourceRef(file=str(path)), error=PageError(kind=kind, message=exc.detail)))
+            failed.append(PageResult(source=SourceRef(file=str(path)), error=PageError(kind=exc.kind, message=exc.detail)))
             continue
         items.extend((str(path), number) for number in range(1, n + 1))
     return items, failed

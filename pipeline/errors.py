@@ -24,6 +24,10 @@ class UnreadableInputError(FormscanError):
     kind = "unreadable"
 
 
+class MissingFileError(UnreadableInputError):
+    kind = "not_found"
+
+
 class CorruptFileError(UnreadableInputError):
     kind = "corrupt"
 

@@ -20,6 +20,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from pipeline.errors import (
     CorruptFileError,
     EncryptedFileError,
+    MissingFileError,
     PageTooLargeError,
     UnreadableInputError,
     UnsupportedFileError,
@@ -61,13 +62,7 @@ def list_documents(paths: list[str | Path]) -> list[Path]:
 def read_pages(path: str | Path, numbers: list[int] | None = None) -> Iterator[Page]:
     """Yield the pages of a PDF or image file (all, or the 1-based ``numbers``), rendering each only when asked for."""
     path = Path(path)
-    if not path.is_file():
-        raise UnreadableInputError("no such file", file=str(path))
-    with path.open("rb") as handle:
-        magic = handle.read(8)
-    if not magic:
-        raise CorruptFileError("the file is empty (0 bytes)", file=str(path))
-    if magic.startswith(b"%PDF"):
+    if _is_pdf(path):
         yield from _read_pdf(path, numbers)
     else:
         yield from _read_image(path, numbers)
@@ -76,15 +71,24 @@ def read_pages(path: str | Path, numbers: list[int] | None = None) -> Iterator[P
 def count_pages(path: str | Path) -> int:
     """Number of pages without rendering any, for progress reporting."""
     path = Path(path)
-    with path.open("rb") as handle:
-        magic = handle.read(8)
-    if magic.startswith(b"%PDF"):
+    if _is_pdf(path):
         return int(_pdf_info(path)["Pages"])
     try:
         with Image.open(path) as img:
             return getattr(img, "n_frames", 1)
     except (UnidentifiedImageError, OSError) as exc:
         raise UnsupportedFileError(f"not a PDF or a readable image ({exc})", file=str(path)) from exc
+
+
+def _is_pdf(path: Path) -> bool:
+    """PDF or not by content, not by name; missing and empty files are errors here."""
+    if not path.is_file():
+        raise MissingFileError("no such file", file=str(path))
+    with path.open("rb") as handle:
+        magic = handle.read(1024)
+    if not magic:
+        raise CorruptFileError("the file is empty (0 bytes)", file=str(path))
+    return b"%PDF" in magic
 
 
 def _pdf_info(path: Path) -> dict:
