@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads onl
 
 TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata/", "/usr/share/tesseract-ocr/4.00/tessdata/")
 TESSERACT_LINE_HEIGHT = 32  # px of ink per text line: measured best for chi_sim on cell crops
-CERTAIN_SCORE = 0.999  # PP-OCR alone is trusted at or above this score
+DASH_LOOKALIKES = set("一-—–_─ー")
 
 Source = Literal["agreed", "paddle", "tesseract", "dash", "blank"]
 
@@ -186,9 +186,17 @@ class CellReader:
         self.tesseract.close()
 
 
+def _only_dashes(text: str) -> bool:
+    return bool(text) and set(text) <= DASH_LOOKALIKES
+
+
 def reconcile(paddle: Reading, tess: Reading) -> CellText:
     readings = {paddle.engine: paddle.text, tess.engine: tess.text}
     p_text, t_text = repair_text(paddle.text), repair_text(tess.text)
+    if _only_dashes(p_text) and (not t_text or _only_dashes(t_text)):
+        # A lone stroke the cell classifier did not take for "—" (short in this font, or
+        # broken by noise): read as 一 or -, it is the form's dash.
+        return CellText("—", paddle.confidence, "dash", readings)
     if p_text and comparable(p_text) == comparable(t_text):
         return CellText(p_text, max(paddle.confidence, 0.999), "agreed", readings)
     if not p_text and t_text:

@@ -71,17 +71,21 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
                 reason=rule_reason("score_le_weight"),
                 message=f"得分 {_fmt(row.score)} exceeds 分值 {_fmt(row.weight)}",
             )
-        if record.funds_unit == "万元":
-            for key in ("initial_budget", "annual_budget", "executed"):
-                value = getattr(row, key)
-                if value is not None and value >= AMOUNT_LIMIT_WAN:
-                    yield Flag(
-                        field=f"funds[{i}].{key}",
-                        reason=rule_reason("amount_plausible"),
-                        message=f"{_fmt(value)} 万元 is implausible for one project: the amount may be in 元",
-                    )
 
-    for path in ("project_name", "department", "implementing_unit", "goal_expected", "goal_actual"):
+    if record.funds_unit == "万元":
+        # The form prints 万元 over amounts that are really 元 on some pages: the unit is what is wrong.
+        largest = max(
+            (v for row in record.funds for v in (row.initial_budget, row.annual_budget, row.executed) if v is not None),
+            default=0.0,
+        )
+        if largest >= AMOUNT_LIMIT_WAN:
+            yield Flag(
+                field="funds_unit",
+                reason=rule_reason("amount_plausible"),
+                message=f"{_fmt(largest)} 万元 is implausible for one project: the amounts may be in 元",
+            )
+
+    for path in ("project_name", "department", "implementing_unit"):
         label = _embedded_label(getattr(record, path))
         if label:
             yield Flag(
