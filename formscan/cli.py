@@ -9,10 +9,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-from models import PageError, PageResult, SourceRef
-from pipeline.errors import FormscanError
+from models import PageResult
 
 DESCRIPTION = """\
 formscan reads scanned 财政项目支出绩效自评表 (fiscal project performance
@@ -49,38 +47,10 @@ _READER = None
 
 def _extract_one(item: tuple[str, int]) -> str:
     """JSON line(s) for one page; runs in a worker process."""
+    from pipeline.extract import extract_document
+
     path, number = item
-    return "\n".join(result.to_json_line() for result in _extract_pages(path, [number]))
-
-
-def _extract_pages(path: str, numbers: list[int]) -> Iterator[PageResult]:
-    from pipeline.extract import extract_page
-    from pipeline.read import read_pages
-
-    try:
-        for page in read_pages(path, numbers):
-            yield extract_page(page, _READER)
-    except FormscanError as exc:
-        yield PageResult(
-            source=SourceRef(file=path, page=exc.page or numbers[0]),
-            error=PageError(kind=exc.kind, message=exc.detail),
-        )
-
-
-def _plan(paths: list[str]) -> tuple[list[tuple[str, int]], list[PageResult]]:
-    """Every (file, page) to read, and error results for files that cannot even be opened."""
-    from pipeline.read import count_pages, list_documents
-
-    items: list[tuple[str, int]] = []
-    failed: list[PageResult] = []
-    for path in list_documents(paths):
-        try:
-            n = count_pages(path)
-        except FormscanError as exc:
-            failed.append(PageResult(source=SourceRef(file=str(path)), error=PageError(kind=exc.kind, message=exc.detail)))
-            continue
-        items.extend((str(path), number) for number in range(1, n + 1))
-    return items, failed
+    return "\n".join(result.to_json_line() for result in extract_document(path, _READER, [number]))
 
 
 class Progress:
@@ -105,7 +75,9 @@ class Progress:
 
 def run_extract(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    items, failed = _plan(args.paths)
+    from pipeline.extract import plan_pages
+
+    items, failed = plan_pages(args.paths)
     if not items and not failed:
         print("formscan: no PDF or image files found in the given paths", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.errors import FormscanError
 from pipeline.grid import Box, Cell, detect_grid
 from pipeline.ocr import CellReader, CellText
-from pipeline.read import Page, read_pages
+from pipeline.read import Page, count_pages, list_documents, read_pages
 from pipeline.seal import erase_seals
 from pipeline.validate import validate
 
@@ -53,12 +53,32 @@ def extract_page(page: Page, reader: CellReader) -> PageResult:
     return PageResult(source=source, record=assembled.record, flags=flags, status=status)
 
 
-def extract_document(path: str | Path, reader: CellReader) -> Iterator[PageResult]:
+def error_result(exc: FormscanError, file: str, page: int | None = None) -> PageResult:
+    return PageResult(
+        source=SourceRef(file=file, page=exc.page if exc.page is not None else page),
+        error=PageError(kind=exc.kind, message=exc.detail),
+    )
+
+
+def extract_document(path: str | Path, reader: CellReader, numbers: list[int] | None = None) -> Iterator[PageResult]:
+    """Results for the pages of one file (all, or the 1-based ``numbers``); errors become results."""
     try:
-        for page in read_pages(path):
+        for page in read_pages(path, numbers):
             yield extract_page(page, reader)
     except FormscanError as exc:
-        yield PageResult(
-            source=SourceRef(file=str(path), page=exc.page or 0),
-            error=PageError(kind=exc.kind, message=exc.detail),
-        )
+        yield error_result(exc, str(path), numbers[0] if numbers and len(numbers) == 1 else None)
+
+
+def plan_pages(paths: list[str | Path]) -> tuple[list[tuple[str, int]], list[PageResult]]:
+    """Every (file, page) to read in the given files and folders, and error results for the
+    files that cannot even be opened; nothing is rendered yet."""
+    pages: list[tuple[str, int]] = []
+    failed: list[PageResult] = []
+    for path in list_documents(list(paths)):
+        try:
+            count = count_pages(path)
+        except FormscanError as exc:
+            failed.append(error_result(exc, str(path)))
+            continue
+        pages.extend((str(path), number) for number in range(1, count + 1))
+    return pages, failed
