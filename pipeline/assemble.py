@@ -8,12 +8,13 @@ column widths, wrapped labels or more indicator rows map the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 
 from models import FUND_SOURCES, FormRecord, FundsRow, IndicatorRow
 from pipeline.errors import NotAFormError
 from pipeline.grid import Cell, Grid
+from pipeline.lexicon import Lexicon, field_kind
 from pipeline.numbers import NumberFormatError, parse_number
 from pipeline.ocr import BLANK, CellText, comparable
 
@@ -102,8 +103,15 @@ def read_year(header_text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def assemble_record(grid: Grid, texts: dict[Cell, CellText], header_text: str = "") -> AssembledPage:
-    """Build the record from read cells; raise NotAFormError when the labels aren't this form's."""
+def assemble_record(
+    grid: Grid, texts: dict[Cell, CellText], header_text: str = "", lexicon: Lexicon | None = None
+) -> AssembledPage:
+    """Build the record from read cells; raise NotAFormError when the labels aren't this form's.
+
+    Text fields with a vocabulary (指标 levels, target words, units) are snapped onto
+    ``lexicon`` terms when exactly one is within reach; the flag logic still sees how
+    sure the engines were.
+    """
     table = _Table(grid, texts)
     name_label = table.find("项目名称")
     indicator_header = table.find("三级指标")
@@ -114,6 +122,10 @@ def assemble_record(grid: Grid, texts: dict[Cell, CellText], header_text: str = 
 
     def take_text(path: str, cell: Cell | None) -> str:
         text = table.text(cell)
+        if lexicon is not None and not text.is_blank:
+            snap = lexicon.snap(field_kind(path), text.text)
+            if snap.changed:
+                text = replace(text, text=snap.text, readings={**text.readings, "lexicon": snap.text})
         if cell is not None:
             page.evidence[path] = FieldEvidence(cell, text)
         return "" if text.is_blank else text.text

@@ -7,14 +7,18 @@ bad page or file: the error becomes the result, so a batch always goes on.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from models import PageError, PageResult, PageStatus, SourceRef
-from pipeline.assemble import assemble_record
+from pipeline.assemble import FieldEvidence, assemble_record
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.errors import FormscanError
-from pipeline.grid import Box, Cell, detect_grid
+from pipeline.grid import Box, Cell, Grid, detect_grid
+from pipeline.lexicon import Lexicon
 from pipeline.ocr import CellReader, CellText
 from pipeline.read import Page, count_pages, list_documents, read_pages
 from pipeline.seal import erase_seals
@@ -29,7 +33,18 @@ def read_header(page_image, top: int, dpi: int, reader: CellReader) -> str:
     return reader.paddle.read(region).text
 
 
-def extract_page(page: Page, reader: CellReader) -> PageResult:
+@dataclass
+class PageExtraction:
+    """Everything known about one page: the result, and the evidence a reviewer needs."""
+
+    result: PageResult
+    image: np.ndarray | None = None  # the upright, deskewed page the cells were cut from
+    grid: Grid | None = None
+    cells: dict[Cell, CellText] = field(default_factory=dict)
+    evidence: dict[str, FieldEvidence] = field(default_factory=dict)  # field path -> cell, readings
+
+
+def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageExtraction:
     source = SourceRef(file=page.source, page=page.number)
     try:
         upright = rotate_upright(page.image, detect_orientation(page.image))
@@ -43,14 +58,19 @@ def extract_page(page: Page, reader: CellReader) -> PageResult:
             cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells
         }
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
-        assembled = assemble_record(grid, texts, header)
+        assembled = assemble_record(grid, texts, header, lexicon)
     except FormscanError as exc:
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
-        return PageResult(source=source, error=PageError(kind=exc.kind, message=exc.detail))
+        return PageExtraction(PageResult(source=source, error=PageError(kind=exc.kind, message=exc.detail)))
     flags = validate(assembled)
     status = PageStatus.NEEDS_REVIEW if flags else PageStatus.AUTO_ACCEPTED
-    return PageResult(source=source, record=assembled.record, flags=flags, status=status)
+    result = PageResult(source=source, record=assembled.record, flags=flags, status=status)
+    return PageExtraction(result, image, grid, texts, assembled.evidence)
+
+
+def extract_page(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageResult:
+    return extract_page_full(page, reader, lexicon).result
 
 
 def error_result(exc: FormscanError, file: str, page: int | None = None) -> PageResult:

@@ -1,0 +1,75 @@
+"""The form's vocabulary, to snap near-miss readings onto words the form really uses.
+
+A lexicon holds terms per field kind: the fixed labels of the form, the usual
+一级/二级指标 names and target words, and whatever reviewers have corrected
+(the review queue keeps those and hands them to the pipeline for later pages).
+A reading is snapped only when exactly one term is close and no other is nearly
+as close, so a snap never guesses between two candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from pipeline.ocr import comparable
+
+LEVEL1 = ("产出指标", "效益指标", "满意度指标")
+LEVEL2 = (
+    "数量指标", "质量指标", "时效指标", "成本指标", "经济效益指标", "社会效益指标",
+    "生态效益指标", "可持续影响指标", "服务对象满意度指标",
+)
+TARGET_WORDS = ("及时", "完善", "健全", "有效提高", "有效降低", "持续", "全面", "达标", "合格", "良好", "显著", "稳定")
+
+# Field kinds: which record fields draw on which list of terms.
+FIELD_KINDS = {
+    "level1": "level1",
+    "level2": "level2",
+    "name": "indicator_name",
+    "target": "target",
+    "actual": "target",
+    "department": "unit",
+    "implementing_unit": "unit",
+}
+
+
+def field_kind(path: str) -> str | None:
+    """``indicators[2].level2`` -> ``level2``; fields with no vocabulary -> None."""
+    return FIELD_KINDS.get(path.rsplit(".", 1)[-1])
+
+
+@dataclass(frozen=True)
+class Snap:
+    text: str
+    changed: bool
+    similarity: float  # 1.0 for an exact term
+
+
+@dataclass
+class Lexicon:
+    terms: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def builtin(cls) -> Lexicon:
+        return cls({"level1": set(LEVEL1), "level2": set(LEVEL2), "target": set(TARGET_WORDS)})
+
+    def add(self, kind: str, terms: Iterable[str]) -> None:
+        self.terms.setdefault(kind, set()).update(t for t in terms if t)
+
+    def snap(self, kind: str | None, text: str, *, min_similarity: float = 0.8, margin: float = 0.1) -> Snap:
+        """The one term within reach of ``text``, or ``text`` unchanged."""
+        candidates = self.terms.get(kind or "", ())
+        key = comparable(text)
+        if not key or not candidates:
+            return Snap(text, False, 0.0)
+        scored = sorted(
+            ((SequenceMatcher(None, key, comparable(term)).ratio(), term) for term in candidates), reverse=True
+        )
+        best_score, best = scored[0]
+        if best_score == 1.0:
+            return Snap(best, best != text, 1.0)
+        runner_up = scored[1][0] if len(scored) > 1 else 0.0
+        if best_score >= min_similarity and best_score - runner_up >= margin:
+            return Snap(best, True, best_score)
+        return Snap(text, False, best_score)
