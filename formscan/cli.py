@@ -7,8 +7,6 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 
 from models import PageResult
 
@@ -30,27 +28,12 @@ write one JSON line per page to OUT:
 
 A page that is not such a form, or a file that cannot be read, gives a line
 with "error": {"kind": ..., "message": ...} instead, and the run goes on.
+Kinds: not_found, unreadable, corrupt, encrypted, unsupported, too_large,
+too_many_pages, duplicate (the same bytes as a file listed before it),
+blank_page, no_table, not_a_form, timeout, crashed, internal.
 Exit status: 0 when at least one page was read, 1 when none could be, 2 on
 bad arguments. No database or server is used.
 """
-
-
-def _worker_init() -> None:
-    global _READER
-    from pipeline.ocr import CellReader
-
-    _READER = CellReader()
-
-
-_READER = None
-
-
-def _extract_one(item: tuple[str, int]) -> str:
-    """JSON line(s) for one page; runs in a worker process."""
-    from pipeline.extract import extract_document
-
-    path, number = item
-    return "\n".join(result.to_json_line() for result in extract_document(path, _READER, [number]))
 
 
 class Progress:
@@ -75,9 +58,12 @@ class Progress:
 
 def run_extract(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    from formscan.pool import PagePool
     from pipeline.extract import plan_pages
 
-    items, failed = plan_pages(args.paths)
+    items, failed = plan_pages(
+        args.paths, max_pages_per_file=args.max_pages_per_file or None, max_pixels=args.max_pixels
+    )
     if not items and not failed:
         print("formscan: no PDF or image files found in the given paths", file=sys.stderr)
         return 1
@@ -91,13 +77,8 @@ def run_extract(args: argparse.Namespace) -> int:
         for result in failed:
             out.write(result.to_json_line() + "\n")
             counts["error"] += 1
-        if workers == 1:
-            _worker_init()
-            lines: Iterator[str] = map(_extract_one, items)
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
-            lines = pool.map(_extract_one, items)
-        for block in lines:
+        pool = PagePool(workers, max_pixels=args.max_pixels, page_timeout=args.page_timeout or None)
+        for _item, block in pool.run(items):
             for line in block.splitlines():
                 out.write(line + "\n")
                 out.flush()
@@ -105,8 +86,6 @@ def run_extract(args: argparse.Namespace) -> int:
                 counts[result.status.value if result.status else "error"] += 1
                 flagged += len(result.flags)
             progress.step()
-        if workers > 1:
-            pool.shutdown()
     finally:
         if out is not sys.stdout:
             out.close()
@@ -121,6 +100,31 @@ def run_extract(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if records or (counts["error"] == 0 and items) else 1
+
+
+MAX_PIXELS_DEFAULT = 200_000_000  # pipeline.read.MAX_PIXELS, not imported so that --help stays fast
+DEFAULT_PAGE_TIMEOUT_S = 300.0  # a page normally takes seconds; this only catches a stuck one
+
+
+def _count_arg(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return value
+
+
+def _positive_int_arg(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds_arg(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 for no limit")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=0, metavar="N", help="pages read in parallel (default: the machine's cores)"
     )
     extract.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    extract.add_argument(
+        "--max-pages-per-file", type=_count_arg, default=0, metavar="N",
+        help="refuse a file of more than N pages with a too_many_pages line (default: no limit)",
+    )
+    extract.add_argument(
+        "--max-pixels", type=_positive_int_arg, default=MAX_PIXELS_DEFAULT, metavar="N",
+        help=f"refuse a page of more than N pixels, before rendering it, as too_large (default: {MAX_PIXELS_DEFAULT})",
+    )
+    extract.add_argument(
+        "--page-timeout", type=_seconds_arg, default=DEFAULT_PAGE_TIMEOUT_S, metavar="SECONDS",
+        help="stop a page that takes longer (its worker is replaced) and report it as timeout; "
+        f"0 for no limit (default: {DEFAULT_PAGE_TIMEOUT_S:g})",
+    )
     extract.set_defaults(func=run_extract)
+    __import__("review.commands").commands.register(sub)  # ingest, review, export, user, token (issue 4)
     return parser
 
 

@@ -39,6 +39,8 @@ class Flag(BaseModel):
 class PageStatus(str, Enum):
     AUTO_ACCEPTED = "auto_accepted"
     NEEDS_REVIEW = "needs_review"
+    CORRECTED = "corrected"  # set by the review queue: a human closed every flag
+    REJECTED = "rejected"  # set by the review queue: not usable as a record
 
 
 class SourceRef(BaseModel):

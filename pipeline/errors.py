@@ -58,3 +58,33 @@ class NotAFormError(FormscanError):
     """A table was found but it is not a 财政项目支出绩效自评表."""
 
     kind = "not_a_form"
+
+
+class TooManyPagesError(UnreadableInputError):
+    """The file has more pages than the user's limit (``--max-pages-per-file``); none is read."""
+
+    kind = "too_many_pages"
+
+
+class DuplicateFileError(FormscanError):
+    """The same bytes (sha256) were already read in this run under another name."""
+
+    kind = "duplicate"
+
+
+class PageTimeoutError(FormscanError):
+    """Rendering and reading the page took longer than the user's limit (``--page-timeout``)."""
+
+    kind = "timeout"
+
+
+class WorkerCrashError(FormscanError):
+    """The process reading the page died (a crash in a native library, or the kernel's OOM killer)."""
+
+    kind = "crashed"
+
+
+class InternalError(FormscanError):
+    """An unexpected exception while reading the page: a bug, reported instead of ending the batch."""
+
+    kind = "internal"

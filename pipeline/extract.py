@@ -16,11 +16,12 @@ from models import PageError, PageResult, PageStatus, SourceRef
 from pipeline.assemble import FieldEvidence, assemble_record
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
-from pipeline.errors import FormscanError
+from pipeline.blank import is_blank
+from pipeline.errors import BlankPageError, DuplicateFileError, FormscanError, TooManyPagesError
 from pipeline.grid import Box, Cell, Grid, detect_grid
 from pipeline.lexicon import Lexicon
 from pipeline.ocr import CellReader, CellText
-from pipeline.read import Page, count_pages, list_documents, read_pages
+from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import erase_seals
 from pipeline.validate import validate
 
@@ -47,6 +48,8 @@ class PageExtraction:
 def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageExtraction:
     source = SourceRef(file=page.source, page=page.number)
     try:
+        if is_blank(page.image):
+            raise BlankPageError("the page is blank")
         upright = rotate_upright(page.image, detect_orientation(page.image))
         image, _angle = deskew(upright)
         grid = detect_grid(image)
@@ -80,23 +83,42 @@ def error_result(exc: FormscanError, file: str, page: int | None = None) -> Page
     )
 
 
-def extract_document(path: str | Path, reader: CellReader, numbers: list[int] | None = None) -> Iterator[PageResult]:
+def extract_document(
+    path: str | Path, reader: CellReader, numbers: list[int] | None = None, *, max_pixels: int = MAX_PIXELS
+) -> Iterator[PageResult]:
     """Results for the pages of one file (all, or the 1-based ``numbers``); errors become results."""
     try:
-        for page in read_pages(path, numbers):
+        for page in read_pages(path, numbers, max_pixels=max_pixels):
             yield extract_page(page, reader)
     except FormscanError as exc:
         yield error_result(exc, str(path), numbers[0] if numbers and len(numbers) == 1 else None)
 
 
-def plan_pages(paths: list[str | Path]) -> tuple[list[tuple[str, int]], list[PageResult]]:
+def plan_pages(
+    paths: list[str | Path], *, max_pages_per_file: int | None = None, max_pixels: int = MAX_PIXELS
+) -> tuple[list[tuple[str, int]], list[PageResult]]:
     """Every (file, page) to read in the given files and folders, and error results for the
-    files that cannot even be opened; nothing is rendered yet."""
+    files that cannot even be opened, that have more than ``max_pages_per_file`` pages, or
+    whose bytes (sha256) were already listed under another name; nothing is rendered yet."""
     pages: list[tuple[str, int]] = []
     failed: list[PageResult] = []
+    first_by_digest: dict[str, str] = {}
     for path in list_documents(list(paths)):
         try:
-            count = count_pages(path)
+            count = count_pages(path, max_pixels=max_pixels)
+            if max_pages_per_file and count > max_pages_per_file:
+                raise TooManyPagesError(
+                    f"{count} pages, more than the limit of {max_pages_per_file} (--max-pages-per-file); "
+                    "no page of it was read",
+                    file=str(path),
+                )
+            digest = file_sha256(path)
+            if digest in first_by_digest:
+                raise DuplicateFileError(
+                    f"the same bytes as {first_by_digest[digest]} (sha256 {digest[:16]}…), which is read instead",
+                    file=str(path),
+                )
+            first_by_digest[digest] = str(path)
         except FormscanError as exc:
             failed.append(error_result(exc, str(path)))
             continue

@@ -15,7 +15,10 @@ _SPACE_NOT_BETWEEN_LATIN = re.compile(r"(?<![A-Za-z])\s+|\s+(?![A-Za-z])")
 _DEGREE_AFTER_DIGIT = re.compile(r"(\d)[°º˚]")
 _QUOTES = re.compile(r"[\"“”〝〞]")
 _FULL_WIDTH = {",": "，", ":": "：", ";": "；", "(": "（", ")": "）", "!": "！", "?": "？", "[": "【", "]": "】"}
-_ASCII_PUNCT_NEAR_CJK = re.compile(f"(?<=[{_CJK}])[,:;!?]|[,:;!?](?=[{_CJK}])|[()\\[\\]]")
+# Brackets first: a full-width bracket is itself Chinese text for the punctuation next to it.
+# Whole runs (",," or "!?") convert together, so a second repair finds nothing left to change.
+_ASCII_BRACKET = re.compile(r"[()\[\]]")
+_ASCII_PUNCT_NEAR_CJK = re.compile(f"(?<=[{_CJK}])[,:;!?]+|[,:;!?]+(?=[{_CJK}])")
 
 
 def join_lines(text: str) -> str:
@@ -50,5 +53,6 @@ def repair_text(text: str) -> str:
     text = _DEGREE_AFTER_DIGIT.sub(r"\1%", text)
     if _HAS_CJK.search(text):
         text = _pair_quotes(text)
-        text = _ASCII_PUNCT_NEAR_CJK.sub(lambda m: _FULL_WIDTH[m.group(0)], text)
+        text = _ASCII_BRACKET.sub(lambda m: _FULL_WIDTH[m.group(0)], text)
+        text = _ASCII_PUNCT_NEAR_CJK.sub(lambda m: "".join(_FULL_WIDTH[c] for c in m.group(0)), text)
     return text

@@ -8,6 +8,7 @@ APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
   fonts-noto-cjk fonts-arphic-uming fonts-wqy-zenhei
   docker-compose
+  chromium postgresql
 )
 
 missing=()

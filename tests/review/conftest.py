@@ -1,0 +1,113 @@
+"""Fixtures of the review-queue tests: real OCR once per worker, SQLite and a real PostgreSQL.
+
+OCR is the slow part (~5 s a page), so two fixture pages are extracted once per
+pytest worker with the real engines, and every cell reading is memoised: a later
+ingest of the same page runs the whole pipeline again but reads no cell twice.
+PostgreSQL is started by ``scripts/postgres.sh`` (Debian's binaries, 127.0.0.1, a
+free port) once per worker and stopped by its PID; missing binaries fail the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from pipeline.extract import PageExtraction, extract_page_full
+from pipeline.lexicon import Lexicon
+from pipeline.ocr import CellReader
+from pipeline.read import read_pages
+from review import auth
+from review.ingest import file_sha256, store_extraction
+from review.store import Batch, open_store
+from review_support import CLEAN_PDF, FLAGGED_PDF, PASSWORDS, ROOT, CachingReader, Queue
+
+@pytest.fixture(scope="session")
+def ocr_reader() -> Iterator[CachingReader]:
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    reader = CellReader()
+    yield CachingReader(reader)
+    reader.close()
+
+
+@pytest.fixture(scope="session")
+def extractions(ocr_reader: CachingReader) -> dict[str, PageExtraction]:
+    """The two fixture pages, extracted for real: {"flagged": ..., "clean": ...}."""
+    found = {}
+    for name, pdf in (("flagged", FLAGGED_PDF), ("clean", CLEAN_PDF)):
+        page = next(iter(read_pages(pdf, [1])))
+        found[name] = extract_page_full(page, ocr_reader, Lexicon.builtin())
+    assert found["flagged"].result.flags and not found["clean"].result.flags
+    return found
+
+
+# --- databases --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL cluster for this worker; stopped by its PID at the end."""
+    parent = Path(tempfile.mkdtemp(prefix="formscan-pg-"))
+    parent.chmod(0o755)  # the cluster runs as user postgres when we are root
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start", str(parent / "cluster")],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"PostgreSQL did not start (apt-get install postgresql):\n{done.stderr}"
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    pid = int(exported["FORMSCAN_POSTGRES_PID"])
+    try:
+        yield exported["FORMSCAN_POSTGRES_URL"]
+    finally:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty queue database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'queue.db'}"
+        return
+    admin_url: str = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def queue(db_url: str, tmp_path: Path, extractions: dict[str, PageExtraction]) -> Iterator[Queue]:
+    store = open_store(db_url, tmp_path / "store")
+    with store.transaction() as session:
+        batch = Batch(name="fixtures")
+        session.add(batch)
+        session.flush()
+        batch_id = batch.id
+        for name, password in PASSWORDS.items():
+            auth.set_password(session, name, password)
+        token = auth.create_api_token(session, "alice")
+    ids = {}
+    for name, pdf in (("flagged", FLAGGED_PDF), ("clean", CLEAN_PDF)):
+        stored = store_extraction(store, batch_id, str(pdf.relative_to(ROOT)), file_sha256(pdf), 1,
+                                  extractions[name], audit_rate=1.0)
+        ids[name] = stored.id
+    yield Queue(store, ids["flagged"], ids["clean"], token)
+    store.close()

@@ -1,0 +1,60 @@
+"""Constants and helpers the review-queue tests share (conftest.py holds the fixtures)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.cell_image import CellImage
+from pipeline.ocr import CellReader, CellText, Reading
+from review.store import ReviewStore
+
+ROOT = Path(__file__).resolve().parents[2]
+SCANS = ROOT / "fixtures" / "scans"
+FLAGGED_PDF = SCANS / "seed-1.pdf"  # needs_review: project_name and indicators[6].level1 low_confidence
+CLEAN_PDF = SCANS / "seed-2.pdf"  # auto_accepted; same 主管部门 as seed-1 (the same archive)
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-2"}
+
+
+def _cell_key(cell: CellImage) -> str:
+    digest = hashlib.sha256(cell.kind.encode())
+    digest.update(repr((cell.image.shape, cell.line_spans)).encode())
+    digest.update(cell.image.tobytes())
+    return digest.hexdigest()
+
+
+class _CachingEngine:
+    def __init__(self, engine) -> None:
+        self.engine, self.memo = engine, {}
+
+    def read(self, cell: CellImage) -> Reading:
+        key = _cell_key(cell)
+        if key not in self.memo:
+            self.memo[key] = self.engine.read(cell)
+        return self.memo[key]
+
+
+class CachingReader:
+    """The real ``CellReader``, with each distinct cell image read only once."""
+
+    def __init__(self, reader: CellReader) -> None:
+        self.reader = reader
+        self.paddle = _CachingEngine(reader.paddle)
+        self.memo: dict[str, CellText] = {}
+
+    def read(self, cell: CellImage) -> CellText:
+        key = _cell_key(cell)
+        if key not in self.memo:
+            self.memo[key] = self.reader.read(cell)
+        return self.memo[key]
+
+
+@dataclass
+class Queue:
+    """A queue with the two fixture pages, reviewers alice and bob, and an API token for alice."""
+
+    store: ReviewStore
+    flagged_id: int
+    clean_id: int  # in the audit sample (audit rate 1)
+    token: str

@@ -1,0 +1,158 @@
+"""The real UI in headless Chromium (Debian's, through Playwright), against `formscan review` on 127.0.0.1.
+
+Set FORMSCAN_SCREENSHOT=1 to also write the review page's screenshot to docs/review-page.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from review.queue import save_field
+from review_support import PASSWORDS, ROOT, Queue
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+CORRECTED = "网络系统运营经费（宝信息委【2019】53号）二期"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(queue: Queue) -> Iterator[str]:
+    """`formscan review` on the queue's database, on 127.0.0.1; stopped by its PID."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "formscan", "review", "--db", queue.store.url, "--store", str(queue.store.store_dir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Page]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+        yield page
+        browser.close()
+
+
+def log_in(page: Page, base: str, name: str = "alice") -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(f"{base}/login?next=/")
+    page.keyboard.type(name)  # the name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORDS[name])
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/")
+
+
+def test_a_whole_batch_reviewed_with_the_keyboard_then_exported(server: str, browser_page: Page, queue: Queue,
+                                                                 tmp_path: Path):
+    page = browser_page
+    log_in(page, server)
+    expect(page.locator("#audit")).to_contain_text("Audit sample: 1 of")
+    with page.expect_response(lambda response: response.url.endswith("/crop")) as crop:
+        page.keyboard.press("Enter")  # "Start reviewing" has the focus
+    expect(page).to_have_url(f"{server}/pages/{queue.flagged_id}")
+    assert crop.value.status == 200
+
+    value = page.locator("#value")
+    expect(page.locator("#field")).to_have_text("project_name")
+    expect(value).to_be_focused()
+    expect(value).to_have_value("网络系统运营经费（宝信息委【2019】53号）")
+    expect(page.locator("#readings")).to_contain_text("tesseract:")
+    expect(page.locator("#outline")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # page image and crop drawn (no eval: the CSP forbids it)
+    page.screenshot(path=tmp_path / "review-page.png")
+    if os.environ.get("FORMSCAN_SCREENSHOT"):
+        page.screenshot(path=ROOT / "docs" / "review-page.png")
+
+    page.keyboard.press("Tab")
+    expect(page.locator("#field")).to_have_text("indicators[6].level1")
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator("#field")).to_have_text("project_name")
+
+    page.keyboard.press("End")
+    page.keyboard.type("二期")
+    page.keyboard.press("Enter")  # save, re-validate, move to the next flagged field
+    expect(page.locator("#message")).to_contain_text("Saved project_name. No rule broken. 1 flag(s) open.")
+    expect(page.locator("#field")).to_have_text("indicators[6].level1")
+    expect(page.locator("#trail")).to_contain_text(CORRECTED)
+    expect(page.locator("#version")).to_have_text("2")
+
+    page.keyboard.press("Enter")  # the reading is right: confirm it
+    expect(page.locator("#message")).to_contain_text("No flags left")
+    expect(page.locator("#status")).to_have_text("corrected")
+    page.keyboard.press("Alt+D")  # page done: on to the next page waiting (the audit sample)
+    expect(page).to_have_url(f"{server}/pages/{queue.clean_id}")
+    expect(page.locator("#message")).to_contain_text("No flags left")
+    page.keyboard.press("Alt+D")
+    expect(page).to_have_url(server + "/")
+    expect(page.locator(".done")).to_have_text("Nothing waits for review.")
+    expect(page.locator("#audit")).to_contain_text("1 checked")
+
+    out = tmp_path / "export.jsonl"
+    done = subprocess.run([sys.executable, "-m", "formscan", "export", "--format", "jsonl", "--db", queue.store.url,
+                           "--store", str(queue.store.store_dir), "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = {Path(line["source"]["file"]).name: line
+             for line in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert lines["seed-1.pdf"]["record"]["project_name"] == CORRECTED
+    assert (lines["seed-1.pdf"]["status"], lines["seed-1.pdf"]["flags"]) == ("corrected", [])
+    assert lines["seed-2.pdf"]["status"] == "auto_accepted"
+
+
+def test_a_stale_save_shows_the_other_persons_value_as_text(server: str, browser_page: Page, queue: Queue):
+    page = browser_page
+    log_in(page, server)
+    page.goto(f"{server}/pages/{queue.flagged_id}")
+    expect(page.locator("#value")).to_be_focused()
+    other = "<script>alert(1)</script>"
+    with queue.store.transaction() as session:  # bob saves first, on the version alice is looking at
+        save_field(session, queue.flagged_id, "project_name", other, 1, "bob")
+
+    page.keyboard.type("alice的值")
+    page.keyboard.press("Enter")
+    conflict = page.locator("#conflict")
+    expect(conflict).to_be_visible()
+    expect(conflict).to_contain_text(f"bob changed this page first: project_name is now “{other}”")
+    expect(page.locator("#value")).to_have_value("alice的值")  # her typing is not lost
+    page.keyboard.press("Enter")  # having seen bob's value, she saves hers over it
+    expect(conflict).to_be_hidden()
+    expect(page.locator("#trail")).to_contain_text(other)
+    expect(page.locator("#trail")).to_contain_text("alice的值")

@@ -1,0 +1,260 @@
+"""The queue's storage and operations, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select, text
+
+from models import PageResult
+from pipeline.extract import PageExtraction
+from pipeline.ocr import CellText
+from review.export import export
+from review.fields import FieldValueError
+from review.ingest import file_sha256, in_audit_sample, ingest, store_extraction
+from review.queue import audit_stats, finish_page, queue_fields, save_field
+from review.store import (
+    CellRow,
+    Correction,
+    FieldEvidenceRow,
+    LexiconTerm,
+    PageRow,
+    ReviewStateError,
+    StaleVersionError,
+    open_store,
+)
+from review_support import CLEAN_PDF, FLAGGED_PDF, Queue
+
+EXTRACT_KEYS = {"source", "record", "flags", "status"}
+
+
+def page(queue: Queue, page_id: int) -> PageRow:
+    with queue.store.transaction() as session:
+        return session.get(PageRow, page_id)
+
+
+def test_migrations_make_the_schema_and_reopening_changes_nothing(db_url, tmp_path):
+    first = open_store(db_url, tmp_path / "store")
+    first.close()
+    again = open_store(db_url, tmp_path / "store")
+    with again.transaction() as session:
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert session.scalar(select(func.count()).select_from(PageRow)) == 0
+    again.close()
+
+
+def test_a_stored_page_keeps_image_cells_readings_record_and_flags(queue: Queue, extractions):
+    flagged: PageExtraction = extractions["flagged"]
+    stored = page(queue, queue.flagged_id)
+    assert stored.status == "needs_review" and stored.version == 1 and not stored.audit_sample
+    assert stored.record == flagged.result.record.model_dump(mode="json")
+    assert [f["field"] for f in stored.machine_flags] == [f.field for f in flagged.result.flags]
+    assert (stored.image_height, stored.image_width) == flagged.image.shape
+    assert queue.store.image_file(stored.image_path) is not None
+    with queue.store.transaction() as session:
+        cells = session.scalar(select(func.count()).where(CellRow.page_id == queue.flagged_id))
+        evidence = session.get(FieldEvidenceRow, (queue.flagged_id, "project_name"))
+        cell = session.get(CellRow, evidence.cell_id)
+    assert cells == len(flagged.cells)
+    truth = flagged.evidence["project_name"]
+    assert (cell.x0, cell.y0, cell.x1, cell.y1) == (truth.cell.box.x0, truth.cell.box.y0, truth.cell.box.x1,
+                                                    truth.cell.box.y1)
+    assert evidence.readings == truth.text.readings and set(evidence.readings) >= {"paddle", "tesseract"}
+    assert page(queue, queue.clean_id).status == "audit"  # audit rate 1: every auto-accepted page is sampled
+
+
+def test_storing_the_same_page_again_is_a_no_op(queue: Queue, extractions):
+    again = store_extraction(queue.store, 1, "elsewhere/seed-1.pdf", file_sha256(FLAGGED_PDF), 1,
+                             extractions["flagged"])
+    assert again is None
+    with queue.store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(PageRow)) == 2
+
+
+def test_saves_revalidate_and_a_page_without_flags_is_corrected(queue: Queue):
+    with queue.store.transaction() as session:
+        fields = {e["field"] for e in queue_fields(session, status="needs_review")}
+    assert fields == {"project_name", "indicators[6].level1"}
+    with queue.store.transaction() as session:
+        first = save_field(session, queue.flagged_id, "project_name", "网络系统运营经费（宝信息委【2019】53号）", 1, "alice")
+    assert first.version == 2 and first.status == "needs_review"
+    assert [f.field for f in first.flags] == ["indicators[6].level1"]
+    with queue.store.transaction() as session:
+        second = save_field(session, queue.flagged_id, "indicators[6].level1", "满意度指标", 2, "bob")
+    assert second.flags == [] and second.status == "corrected"
+    with queue.store.transaction() as session:
+        trail = session.scalars(select(Correction).where(Correction.page_id == queue.flagged_id)
+                                .order_by(Correction.id)).all()
+    assert [(c.field, c.action, c.user_name) for c in trail] == [
+        ("project_name", "confirm", "alice"), ("indicators[6].level1", "confirm", "bob")]
+
+
+def test_a_broken_rule_is_flagged_with_its_proposal_and_accepting_it_closes_the_flag(queue: Queue):
+    with queue.store.transaction() as session:
+        broken = save_field(session, queue.flagged_id, "funds[0].execution_rate", "95.5%", 1, "alice")
+    rule = next(f for f in broken.flags if f.reason == "rule:execution_rate")
+    assert rule.field == "funds[0].execution_rate" and rule.proposal == "99.55"
+    assert broken.record.funds[0].execution_rate == 95.5
+    with queue.store.transaction() as session:
+        fixed = save_field(session, queue.flagged_id, rule.field, rule.proposal, 2, "alice", action="proposal")
+    assert fixed.record.funds[0].execution_rate == 99.55
+    assert not [f for f in fixed.flags if f.reason.startswith("rule:")]
+    with pytest.raises(FieldValueError), queue.store.transaction() as session:
+        save_field(session, queue.flagged_id, "funds[0].executed", "twelve", 3, "alice")
+
+
+def test_two_reviewers_saving_the_same_version_one_wins_the_other_gets_409_nothing_lost(queue: Queue):
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def reviewer(name: str, value: str) -> None:
+        barrier.wait()
+        try:
+            with queue.store.transaction() as session:
+                outcomes[name] = save_field(session, queue.flagged_id, "project_name", value, 1, name)
+        except StaleVersionError as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=reviewer, args=(n, f"项目{n}")) for n in ("alice", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [n for n, o in outcomes.items() if not isinstance(o, StaleVersionError)]
+    losers = [n for n, o in outcomes.items() if isinstance(o, StaleVersionError)]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    stale = outcomes[losers[0]]
+    assert stale.current == {**stale.current, "version": 2, "value": f"项目{winners[0]}", "by": winners[0]}
+    # The loser saw the other value and saves again on the new version: both edits are in the trail.
+    with queue.store.transaction() as session:
+        save_field(session, queue.flagged_id, "project_name", f"项目{losers[0]}", 2, losers[0])
+    with queue.store.transaction() as session:
+        trail = session.scalars(select(Correction).where(Correction.page_id == queue.flagged_id)
+                                .order_by(Correction.id)).all()
+    assert [(c.user_name, c.old_value, c.new_value) for c in trail] == [
+        (winners[0], "网络系统运营经费（宝信息委【2019】53号）", f"项目{winners[0]}"),
+        (losers[0], f"项目{winners[0]}", f"项目{losers[0]}"),
+    ]
+    assert page(queue, queue.flagged_id).version == 3
+
+
+def test_done_needs_every_flag_closed_and_reject_always_works(queue: Queue):
+    with pytest.raises(ReviewStateError), queue.store.transaction() as session:
+        finish_page(session, queue.flagged_id, 1, "alice")
+    with queue.store.transaction() as session:
+        rejected = finish_page(session, queue.flagged_id, 1, "alice", reject=True)
+    assert rejected.status == "rejected" and page(queue, queue.flagged_id).reviewed_by == "alice"
+
+
+def test_audit_sample_is_deterministic_settable_and_measures_the_error_rate(queue: Queue):
+    picks = [in_audit_sample(f"{i:064x}", 1, 0.02) for i in range(20_000)]
+    assert 0.015 < sum(picks) / len(picks) < 0.025
+    assert picks == [in_audit_sample(f"{i:064x}", 1, 0.02) for i in range(20_000)]
+    assert not any(in_audit_sample(f"{i:064x}", 1, 0.0) for i in range(1000))
+    assert all(in_audit_sample(f"{i:064x}", 1, 1.0) for i in range(1000))
+    with queue.store.transaction() as session:
+        assert audit_stats(session)["sampled"] == 1 and audit_stats(session)["error_rate"] is None
+        done = finish_page(session, queue.clean_id, 1, "bob")  # checked, nothing was wrong
+    assert done.status == "auto_accepted"
+    with queue.store.transaction() as session:
+        stats = audit_stats(session)
+    assert (stats["checked"], stats["wrong"], stats["error_rate"]) == (1, 0, 0.0)
+
+
+def test_export_has_extracts_shape_with_corrections_remaining_flags_and_the_audit_trail(queue: Queue, tmp_path):
+    with queue.store.transaction() as session:
+        save_field(session, queue.flagged_id, "project_name", "网络系统运营经费（更正）", 1, "alice")
+    out = tmp_path / "records.jsonl"
+    assert export(queue.store, "jsonl", out, audit_out=tmp_path / "trail.csv") == 2
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert all(set(line) == EXTRACT_KEYS for line in lines)
+    results = [PageResult.model_validate(line) for line in lines]
+    flagged = next(r for r in results if r.source.file.endswith("seed-1.pdf"))
+    assert flagged.record.project_name == "网络系统运营经费（更正）"
+    assert [f.field for f in flagged.flags] == ["indicators[6].level1"] and flagged.status.value == "needs_review"
+    clean = next(r for r in results if r.source.file.endswith("seed-2.pdf"))
+    assert clean.status.value == "auto_accepted" and clean.flags == []
+    trail = list(csv.DictReader((tmp_path / "trail.csv").open(encoding="utf-8-sig")))
+    assert [(t["field"], t["to"], t["by"]) for t in trail] == [("project_name", "网络系统运营经费（更正）", "alice")]
+
+    assert export(queue.store, "csv", tmp_path / "fields.csv", ["needs_review"]) == 1
+    rows = list(csv.DictReader((tmp_path / "fields.csv").open(encoding="utf-8-sig")))
+    assert {"field": "project_name", "value": "网络系统运营经费（更正）"}.items() <= next(
+        r for r in rows if r["field"] == "project_name").items()
+    assert next(r for r in rows if r["field"] == "indicators[6].level1")["flags"] == "low_confidence"
+
+    assert export(queue.store, "xlsx", tmp_path / "records.xlsx") == 2
+    book = load_workbook(tmp_path / "records.xlsx")
+    assert book.sheetnames == ["pages", "funds", "indicators", "flags", "audit"]
+    assert "网络系统运营经费（更正）" in [c.value for c in book["pages"]["E"]]
+    assert [c.value for c in book["audit"][2]][2:5] == ["project_name", "网络系统运营经费（宝信息委【2019】53号）",
+                                                     "网络系统运营经费（更正）"]
+
+
+# --- corrections teach ------------------------------------------------------------------
+
+UNIT = "上海市宝山区行政服务中心"  # 主管部门 and 实施单位 of both seed-1 and seed-2
+MISREAD = "上海市宝山区行政服务中七"  # the kind of near miss PP-OCR makes on a faint last glyph
+
+
+class MisreadingReader:
+    """The real (memoised) engines, except that this archive's unit name is misread on every page."""
+
+    def __init__(self, reader) -> None:
+        self.reader, self.paddle = reader, reader.paddle
+
+    def read(self, cell):
+        result = self.reader.read(cell)
+        if result.text == UNIT:
+            return CellText(MISREAD, 0.93, "paddle", {"paddle": MISREAD, "tesseract": "上海市宝山区行政服务中"})
+        return result
+
+
+def test_a_misreading_corrected_once_is_right_on_the_next_page(db_url, tmp_path, ocr_reader, extractions):
+    reader = MisreadingReader(ocr_reader)
+    # Without the correction the next page keeps the misreading: the lexicon is what fixes it.
+    control = open_store(f"sqlite:///{tmp_path / 'control.db'}", tmp_path / "control-store")
+    ingest(control, [CLEAN_PDF], reader=reader)
+    with control.transaction() as session:
+        assert session.scalars(select(PageRow)).one().record["department"] == MISREAD
+    control.close()
+
+    store = open_store(db_url, tmp_path / "store")
+    ingest(store, [FLAGGED_PDF], reader=reader, audit_rate=0.0)
+    with store.transaction() as session:
+        first = session.scalars(select(PageRow)).one()
+        assert first.record["department"] == MISREAD
+        assert {"department", "implementing_unit"} <= {f.field for f in first.flags}
+        save_field(session, first.id, "department", UNIT, first.version, "alice")
+    with store.transaction() as session:
+        assert session.scalars(select(LexiconTerm.term).where(LexiconTerm.kind == "unit")).all() == [UNIT]
+
+    ingest(store, [CLEAN_PDF], reader=reader, audit_rate=0.0)
+    with store.transaction() as session:
+        second = session.scalars(select(PageRow).order_by(PageRow.id.desc()).limit(1)).one()
+        evidence = session.get(FieldEvidenceRow, (second.id, "department"))
+    assert second.record["department"] == UNIT and second.record["implementing_unit"] == UNIT
+    assert evidence.readings["lexicon"] == UNIT and evidence.readings["paddle"] == MISREAD
+    store.close()
+
+
+def test_ingest_skips_pages_already_in_the_queue(db_url, tmp_path, ocr_reader, extractions):
+    store = open_store(db_url, tmp_path / "store")
+    first = ingest(store, [CLEAN_PDF], reader=ocr_reader, audit_rate=0.0)
+    again = ingest(store, [CLEAN_PDF, tmp_path / "missing.pdf"], reader=ocr_reader)
+    assert (first.added, first.statuses) == (1, {"auto_accepted": 1})
+    assert (again.added, again.skipped, [f.error.kind for f in again.failed]) == (0, 1, ["not_found"])
+    store.close()
+
+
+def test_images_outside_the_store_are_refused(queue: Queue, tmp_path: Path):
+    (tmp_path / "secret.txt").write_text("secret")
+    assert queue.store.image_file("../secret.txt") is None
+    assert queue.store.image_file("../../etc/passwd") is None
+    assert queue.store.image_file("/etc/passwd") is None
+    assert queue.store.image_file(page(queue, queue.flagged_id).image_path) is not None
