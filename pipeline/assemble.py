@@ -54,6 +54,7 @@ class AssembledPage:
     record: FormRecord
     evidence: dict[str, FieldEvidence] = field(default_factory=dict)
     unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
+    unmapped: dict[str, str] = field(default_factory=dict)  # field path -> why no cell could be found for it
 
 
 def _key(text: str) -> str:
@@ -143,33 +144,60 @@ def assemble_record(
         found = table.find(label)
         values[path] = take_text(path, table.right_of(found)) if found else ""
 
-    values["funds"] = _assemble_funds(table, take_number)
+    values["funds"] = _assemble_funds(table, take_number, page.unmapped)
     values["funds_unit"] = _funds_unit(table)
 
     for path, label in (("goal_expected", "预期目标"), ("goal_actual", "实际完成情况")):
         found = table.find(label)
         values[path] = take_text(path, table.below(found)) if found else ""
 
-    indicators, total_row = _assemble_indicators(table, indicator_header, take_text, take_number)
+    columns, problems = _header_columns(table, indicator_header, INDICATOR_COLUMNS)
+    if "name" in problems:
+        raise NotAFormError(f"the 三级指标 column cannot be mapped: {problems['name']}")
+    indicators, total_row = _assemble_indicators(table, indicator_header, columns, take_text, take_number)
     values["indicators"] = indicators
-    columns = _header_columns(table, indicator_header, INDICATOR_COLUMNS)
+    for i in range(len(indicators)):
+        for key, why in problems.items():
+            page.unmapped[f"indicators[{i}].{key}"] = why
     if total_row is not None:
         for path, key in (("total_weight", "weight"), ("total_score", "score")):
             col = columns.get(key)
             values[path] = take_number(path, table.at.get((total_row, col))) if col is not None else None
+            if col is None:
+                page.unmapped[path] = problems[key]
     page.record = FormRecord.model_validate(values)
     return page
 
 
-def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> dict[str, int]:
-    """Column index of each wanted header label on the anchor's row(s)."""
+def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Column index of each wanted header label on the anchor's row(s), and why the others have none.
+
+    Two labels found in one cell mean a rule between them was missed: neither column can
+    then be trusted, since the cells below may be merged too.
+    """
     rows = range(anchor.row, anchor.row + anchor.row_span)
-    found: dict[str, int] = {}
-    for key, label in wanted.items():
-        cell = table.find(label, rows=rows, threshold=0.6)
-        if cell is not None:
-            found[key] = cell.col
-    return found
+    header_cells = [c for c in table.grid.cells if rows.start <= c.row < rows.stop]
+    # One label to one cell, best matches first: 一级/二级/三级指标 are alike, so a label
+    # must not take a cell that its own, closer-matching sibling claims.
+    candidates = sorted(
+        (
+            (label_similarity(table.text(cell).text, label), key, cell)
+            for key, label in wanted.items()
+            for cell in header_cells
+        ),
+        key=lambda item: -item[0],
+    )
+    cells: dict[str, Cell] = {}
+    for score, key, cell in candidates:
+        if score >= 0.6 and key not in cells and cell not in cells.values():
+            cells[key] = cell
+    problems = {key: f"no {label} column was found" for key, label in wanted.items() if key not in cells}
+    for key, cell in cells.items():
+        text = _key(table.text(cell).text)
+        sharing = [label for k, label in wanted.items() if k == key or _key(label) in text]
+        if len(sharing) > 1:
+            problems[key] = "the headers " + " and ".join(sharing) + " were read as one cell"
+    return {key: cell.col for key, cell in cells.items() if key not in problems}, problems
 
 
 def _funds_unit(table: _Table) -> str:
@@ -191,11 +219,11 @@ def _source_of(text: str) -> str | None:
     return None
 
 
-def _assemble_funds(table: _Table, take_number) -> list[FundsRow]:
+def _assemble_funds(table: _Table, take_number, unmapped: dict[str, str]) -> list[FundsRow]:
     header = table.find("年初预算数")
     if header is None:
         return []
-    columns = _header_columns(table, header, FUND_COLUMNS)
+    columns, problems = _header_columns(table, header, FUND_COLUMNS)
     source_col = header.col - 1
     rows: list[FundsRow] = []
     row = header.row + header.row_span
@@ -210,13 +238,14 @@ def _assemble_funds(table: _Table, take_number) -> list[FundsRow]:
         values: dict[str, object] = {"source": source}
         for key, col in columns.items():
             values[key] = take_number(f"funds[{i}].{key}", table.at.get((row, col)), key == "execution_rate")
+        for key, why in problems.items():
+            unmapped[f"funds[{i}].{key}"] = why
         rows.append(FundsRow.model_validate(values))
         row = label.row + label.row_span
     return rows
 
 
-def _assemble_indicators(table: _Table, header: Cell, take_text, take_number):
-    columns = _header_columns(table, header, INDICATOR_COLUMNS)
+def _assemble_indicators(table: _Table, header: Cell, columns: dict[str, int], take_text, take_number):
     name_col = columns["name"]
     total = table.find("总分", rows=range(header.row + 1, table.grid.n_rows))
     end = total.row if total is not None else table.grid.n_rows

@@ -66,7 +66,7 @@ def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = 
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
         return PageExtraction(PageResult(source=source, error=PageError(kind=exc.kind, message=exc.detail)))
-    flags = validate(assembled)
+    flags = validate(assembled, lexicon)
     status = PageStatus.NEEDS_REVIEW if flags else PageStatus.AUTO_ACCEPTED
     result = PageResult(source=source, record=assembled.record, flags=flags, status=status)
     return PageExtraction(result, image, grid, texts, assembled.evidence)

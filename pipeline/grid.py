@@ -195,7 +195,10 @@ def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> np.ndarray
     else:
         before[:, lead:] = m[:, : n - lead]
         after[:, : n - trail] = m[:, trail:]
-    return cv2.subtract(np.minimum(before, after), gray)
+    paper = np.minimum(before, after)
+    # Relative to the local paper level: ink multiplies, so a rule under a grey seal keeps
+    # its contrast ratio while the absolute difference shrinks with the seal's shade.
+    return cv2.divide(cv2.subtract(paper, gray), paper, scale=255)
 
 
 def _threshold(dark: np.ndarray) -> int:
@@ -211,8 +214,8 @@ def _threshold(dark: np.ndarray) -> int:
 @dataclass
 class _Masks:
     long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
-    binary: np.ndarray  # every thin stroke in this direction (text included)
-    short: np.ndarray  # straight runs >= SHORT_OPEN_MM: measures coverage (keeps stubs of broken rules)
+    strokes: np.ndarray  # straight runs >= SHORT_OPEN_MM, thick blobs cut out: text strokes too
+    dark: np.ndarray  # every pixel dark enough: measures edge coverage (keeps stubs of broken rules)
 
 
 def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
@@ -227,16 +230,20 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
         return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
 
     smooth = cv2.blur(_line_darkness(gray, ppm, horizontal), (s, 1) if horizontal else (1, s))
-    binary = (smooth >= _threshold(smooth)).astype(np.uint8)
-    short = cv2.morphologyEx(binary, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
+    dark = (smooth >= _threshold(smooth)).astype(np.uint8)
+    # A 1 px rule lying between two pixel rows shows in one row here, in the other
+    # there: a line kernel needs it continuous, so every pixel also claims the next row.
+    # (Positions found on this mask are half a pixel low; _segments corrects them.)
+    joined = cv2.dilate(dark, across(2))
+    strokes = cv2.morphologyEx(joined, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
     # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
     # keeps a rule that a seal arc touches from being dropped with it.
-    blobs = cv2.morphologyEx(short, cv2.MORPH_OPEN, across(k_thick))
-    short[blobs > 0] = 0
-    long = cv2.morphologyEx(short, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
+    blobs = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across(k_thick))
+    strokes[blobs > 0] = 0
+    long = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
     # Re-join pieces split by noise or the cut-outs above.
     long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
-    return _Masks(long, short, binary)
+    return _Masks(long, strokes, dark)
 
 
 def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) -> float:
@@ -268,7 +275,7 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float, binary: np.ndarray
     for i in range(1, n):
         x, y, w, h, area = stats[i]
         length = w if horizontal else h
-        thick = area / max(length, 1)
+        thick = max(1.0, area / max(length, 1) - 1.0)  # the mask is 1 px thicker (_line_masks)
         if thick > 2 * max_thick:  # thick blobs were cut out already; this only drops debris
             continue
         slope = 0.0
@@ -278,9 +285,9 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float, binary: np.ndarray
             a = a - a.mean()
             slope = float(np.dot(a, b - b.mean()) / max(np.dot(a, a), 1e-9))
         if horizontal:
-            seg = _Segment(float(centroids[i][1]), int(x), int(x + w), thick, float(centroids[i][0]), slope)
+            seg = _Segment(float(centroids[i][1]) - 0.5, int(x), int(x + w), thick, float(centroids[i][0]), slope)
         else:
-            seg = _Segment(float(centroids[i][0]), int(y), int(y + h), thick, float(centroids[i][1]), slope)
+            seg = _Segment(float(centroids[i][0]) - 0.5, int(y), int(y + h), thick, float(centroids[i][1]), slope)
         if binary is not None and length >= STRONG_MM * ppm:
             # Only long pieces are checked: they are accepted as rules on their own,
             # short ones need crossings at both ends anyway.
@@ -307,17 +314,32 @@ def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
     return sorted(rules, key=lambda r: r.pos)
 
 
-def _bounded(rule: _Rule, cross: list[float], tol: float) -> bool:
-    """Does the rule run from one crossing rule to another, mostly covered?"""
-    if not cross:
-        return False
-    start, end = rule.start, rule.end
-    lo = [p for p in cross if abs(p - start) <= tol]
-    hi = [p for p in cross if abs(p - end) <= tol]
-    if not lo or not hi:
-        return False
-    span = min(hi) - max(lo)
-    return span > 0 and rule.covered() >= 0.6 * span
+def _bounded(rule: _Rule, cross: list[_Rule], tol: float) -> _Rule | None:
+    """The part of ``rule`` running from one crossing rule to another, mostly covered.
+
+    Only crossing rules that pass through the rule's position count: a short run of
+    lined-up glyph strokes inside a merged cell lies between the *lines* of rules that
+    stop short of it. Pieces outside the span (text beyond the table on the same line)
+    are dropped so they cannot pull the rule's position. None if there is no such span.
+    """
+    through = sorted(c.pos for c in cross if c.start - tol <= rule.pos <= c.end + tol)
+    if len(through) < 2:
+        return None
+    starts = {p for s in rule.segments for p in through if abs(p - s.start) <= tol}
+    ends = {p for s in rule.segments for p in through if abs(p - s.end) <= tol}
+    best: tuple[float, float] | None = None
+    for lo in starts:
+        for hi in ends:
+            if hi <= lo or (best is not None and hi - lo <= best[1] - best[0]):
+                continue
+            inside = [s for s in rule.segments if s.start >= lo - tol and s.end <= hi + tol]
+            if inside and _Rule(rule.pos, inside).covered() >= 0.6 * (hi - lo):
+                best = (lo, hi)
+    if best is None:
+        return None
+    inside = [s for s in rule.segments if s.start >= best[0] - tol and s.end <= best[1] + tol]
+    weights = np.array([s.end - s.start for s in inside], dtype=np.float64)
+    return _Rule(float(np.average([s.pos for s in inside], weights=weights)), inside)
 
 
 def _accept(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tuple[list[_Rule], list[_Rule]]:
@@ -325,15 +347,24 @@ def _accept(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tuple[lis
     tol = JUNCTION_MM * ppm
     h_ok = [r for r in h_rules if r.longest() >= strong]
     v_ok = [r for r in v_rules if r.longest() >= strong]
-    for _ in range(2):
-        hp = [r.pos for r in h_ok]
-        vp = [r.pos for r in v_ok]
-        h_new = [r for r in h_rules if r in h_ok or _bounded(r, vp, tol)]
-        v_new = [r for r in v_rules if r in v_ok or _bounded(r, hp, tol)]
+    for _ in range(3):
+        h_new = _accept_bounded(h_rules, v_ok, strong, tol)
+        v_new = _accept_bounded(v_rules, h_ok, strong, tol)
         if len(h_new) == len(h_ok) and len(v_new) == len(v_ok):
             break
         h_ok, v_ok = h_new, v_new
     return h_ok, v_ok
+
+
+def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: float) -> list[_Rule]:
+    """Rules long enough on their own, plus the bounded parts of shorter ones."""
+    out = []
+    for r in rules:
+        if r.longest() >= strong:
+            out.append(r)
+        elif (part := _bounded(r, cross, tol)) is not None:
+            out.append(part)
+    return out
 
 
 def _merge_close(rules: list[_Rule], min_sep: float) -> list[_Rule]:
@@ -398,12 +429,13 @@ def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, h
 
 
 def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor_px: int, min_run_px: int) -> bool:
-    """Is there rule along [a, b]? Enough coverage, in long pieces, reaching a crossing.
+    """Is there rule along [a, b]? Enough coverage, attached to the crossings.
 
-    A broken rule keeps at least half its length, its longest piece is at least a
-    quarter of it, and it stays attached to a crossing at one end at least (a gap
-    never covers a crossing). Text or seal strokes lying on the line of a merged
-    cell's missing rule are short pieces floating in the middle.
+    A broken rule keeps at least half its length and its gap stays >= 1 mm from the
+    crossings, so it is attached at both ends; seal strokes across it can cut it
+    into more pieces. One that a seal or fading hides at one end must show one long
+    piece instead. Text or seal strokes lying on the line of a merged cell's missing
+    rule are pieces floating in the middle: attached at neither end.
     """
     i0 = max(int(round(a)) + end_px - lo, 0)
     i1 = min(int(round(b)) - end_px - lo, len(prof))
@@ -413,9 +445,12 @@ def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor
     cover = float(seg.mean())
     if cover >= STRONG_COVER:
         return True
-    if cover < EDGE_COVER or _longest_run(seg) < max(MIN_RUN_FRACTION * len(seg), min_run_px):
+    if cover < EDGE_COVER:
         return False
-    return float(seg[:anchor_px].mean()) >= 0.7 or float(seg[-anchor_px:].mean()) >= 0.7
+    attached = (float(seg[:anchor_px].mean()) >= 0.7) + (float(seg[-anchor_px:].mean()) >= 0.7)
+    if attached == 2:
+        return True
+    return attached == 1 and _longest_run(seg) >= max(MIN_RUN_FRACTION * len(seg), min_run_px)
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -478,8 +513,8 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
     h_masks = _line_masks(gray, ppm, horizontal=True)
     v_masks = _line_masks(gray, ppm, horizontal=False)
-    h_segs = _segments(h_masks.long, True, ppm, h_masks.binary)
-    v_segs = _segments(v_masks.long, False, ppm, v_masks.binary)
+    h_segs = _segments(h_masks.long, True, ppm, h_masks.strokes)
+    v_segs = _segments(v_masks.long, False, ppm, v_masks.strokes)
     tol = CLUSTER_MM * ppm
     h_rules, v_rules = _accept(_cluster(h_segs, tol), _cluster(v_segs, tol), ppm)
     region = _table_region(h_rules, v_rules, ppm)
@@ -509,12 +544,12 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     min_run_px = int(round(MIN_RUN_MM * ppm))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
-        prof = _coverage(h_masks.short, h_rules[r], xlo, xhi, half_band, horizontal=True)
+        prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True)
         for c in range(n_cols):
             h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px)
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
-        prof = _coverage(v_masks.short, v_rules[c], ylo, yhi, half_band, horizontal=False)
+        prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False)
         for r in range(n_rows):
             v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
 

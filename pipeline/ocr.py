@@ -10,6 +10,7 @@ and otherwise PP-OCR's reading stands with its own score as the confidence.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,7 +27,7 @@ TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata/", "/usr/share/tesseract-o
 TESSERACT_LINE_HEIGHT = 32  # px of ink per text line: measured best for chi_sim on cell crops
 DASH_LOOKALIKES = set("一-—–_─ー")
 
-Source = Literal["agreed", "paddle", "tesseract", "dash", "blank"]
+Source = Literal["agreed", "agreed_but_comparator", "paddle", "tesseract", "dash", "blank"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,13 @@ class CellReader:
         self.tesseract.close()
 
 
+_COMPARATOR_LOOKALIKES = re.compile(r"^[≥≤><=之二过全S]+(?=\d)")
+
+
+def _without_comparator(text: str) -> str:
+    return _COMPARATOR_LOOKALIKES.sub("", comparable(text))
+
+
 def _only_dashes(text: str) -> bool:
     return bool(text) and set(text) <= DASH_LOOKALIKES
 
@@ -199,6 +207,10 @@ def reconcile(paddle: Reading, tess: Reading) -> CellText:
         return CellText("—", paddle.confidence, "dash", readings)
     if p_text and comparable(p_text) == comparable(t_text):
         return CellText(p_text, max(paddle.confidence, 0.999), "agreed", readings)
+    if p_text and _without_comparator(p_text) == _without_comparator(t_text) != comparable(p_text):
+        # Tesseract's chi_sim drops ≥/≤ or reads them as 之/二/过; the rest of the cell agrees,
+        # and PP-OCR reads the comparators themselves reliably.
+        return CellText(p_text, max(paddle.confidence, 0.99), "agreed_but_comparator", readings)
     if not p_text and t_text:
         # PP-OCR found nothing; Tesseract alone has never been trustworthy here.
         return CellText(t_text, min(tess.confidence, 0.5), "tesseract", readings)

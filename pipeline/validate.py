@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from models import Flag, FlagReason, FormRecord
 from models.result import rule_reason
 from pipeline.assemble import AssembledPage
+from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
+from pipeline.lexicon import Lexicon, field_kind
+from pipeline.repair import repair_text
 
 RATE_TOLERANCE = 0.011  # percent points: rates print rounded to 2 decimals
 SUM_TOLERANCE = 0.005
 AMOUNT_LIMIT_WAN = 100_000.0  # 10 亿元 for one project is implausible when the unit says 万元
-TRUSTED_CONFIDENCE = 0.999  # below this an unconfirmed reading goes to a human
 
 
 FORM_LABELS = ("项目名称", "主管部门", "实施单位", "项目资金", "年初预算数", "全年预算数", "全年执行数",
@@ -120,8 +122,51 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
             )
 
 
-def confidence_flags(page: AssembledPage) -> Iterator[Flag]:
-    """Flags for fields whose reading is not certified by both engines or a very high score."""
+def confirmed_by_rules(record: FormRecord) -> set[str]:
+    """Fields the form's arithmetic vouches for: a misread digit would break the equation.
+
+    执行率 = 全年执行数 / 全年预算数 ties three readings together; the 分值 and 得分 columns
+    must add up to 总分. Where an equation holds, each of its terms is confirmed even when
+    the OCR engines disagreed about it.
+    """
+    confirmed: set[str] = set()
+    for i, row in enumerate(record.funds):
+        if row.annual_budget and row.executed is not None and row.execution_rate is not None:
+            if abs(row.executed / row.annual_budget * 100 - row.execution_rate) <= RATE_TOLERANCE:
+                confirmed.update(f"funds[{i}].{key}" for key in ("annual_budget", "executed", "execution_rate"))
+    for key, total_path in (("weight", "total_weight"), ("score", "total_score")):
+        total = getattr(record, total_path)
+        head = getattr(record.funds[0], key) if record.funds else None
+        parts = [head] + [getattr(ind, key) for ind in record.indicators]
+        if total is None or any(p is None for p in parts):
+            continue
+        if abs(sum(parts) - total) <= SUM_TOLERANCE:
+            confirmed.add(total_path)
+            if record.funds:
+                confirmed.add(f"funds[0].{key}")
+            confirmed.update(f"indicators[{i}].{key}" for i in range(len(record.indicators)))
+    return confirmed
+
+
+def confirmed_by_vocabulary(page: AssembledPage, lexicon: Lexicon) -> set[str]:
+    """Fields whose PP-OCR reading is, exactly, a word the form uses in that field."""
+    confirmed = set()
+    for path, evidence in page.evidence.items():
+        kind = field_kind(path)
+        reading = repair_text(evidence.text.readings.get("paddle", ""))
+        if kind and reading and reading in lexicon.terms.get(kind, ()):
+            confirmed.add(path)
+    return confirmed
+
+
+def confidence_flags(
+    page: AssembledPage, by_rule: set[str] = frozenset(), by_vocabulary: set[str] = frozenset()
+) -> Iterator[Flag]:
+    """Flags for fields whose calibrated confidence is below ``REVIEW_BELOW``: fields read
+    differently by the two engines and confirmed neither by the form's arithmetic or
+    vocabulary nor by a PP-OCR score that has proved right often enough."""
+    for path, why in page.unmapped.items():
+        yield Flag(field=path, reason=FlagReason.MISSING.value, message=why)
     for path, raw in page.unparseable.items():
         evidence = page.evidence.get(path)
         yield Flag(
@@ -132,23 +177,26 @@ def confidence_flags(page: AssembledPage) -> Iterator[Flag]:
             readings=evidence.text.readings if evidence else {},
         )
     for path, evidence in page.evidence.items():
-        text = evidence.text
-        if path in page.unparseable or text.source in ("agreed", "blank", "dash"):
+        if path in page.unparseable:
             continue
-        if text.confidence >= TRUSTED_CONFIDENCE and text.source == "paddle":
+        text = evidence.text
+        confidence = calibrated_confidence(evidence_class(path, text, by_rule, by_vocabulary))
+        if confidence >= REVIEW_BELOW:
             continue
         yield Flag(
             field=path,
             reason=FlagReason.LOW_CONFIDENCE.value,
-            confidence=round(text.confidence, 4),
+            confidence=round(confidence, 4),
             message="the two OCR engines disagree" if len(set(text.readings.values())) > 1 else "low OCR confidence",
             readings=dict(text.readings),
         )
 
 
-def validate(page: AssembledPage) -> list[Flag]:
+def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
     """All flags of a page, one per (field, reason), in field order of discovery."""
+    by_rule = confirmed_by_rules(page.record)
+    by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin())
     flags: dict[tuple[str, str], Flag] = {}
-    for flag in (*confidence_flags(page), *rule_flags(page.record)):
+    for flag in (*confidence_flags(page, by_rule, by_vocabulary), *rule_flags(page.record)):
         flags.setdefault((flag.field, flag.reason), flag)
     return list(flags.values())

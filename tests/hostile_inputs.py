@@ -6,7 +6,9 @@ including the ones that claim to be huge (they are all-white and compress to kil
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import struct
 import zlib
 from pathlib import Path
@@ -234,3 +236,22 @@ def fixture_page_image(name: str) -> tuple[Image.Image, int]:
 
     page = next(read_pages(SCANS / name))
     return Image.fromarray(page.image), page.dpi
+
+
+def make_unreadable_entries(folder):
+    """What a folder can hold that cannot be read, even by root (for whom chmod 000 is no barrier):
+    a link to a deleted file, a link loop, a named pipe and a socket, all named like scans."""
+    folder.mkdir()
+    (folder / "gone.pdf").symlink_to(folder / "deleted-long-ago.pdf")
+    (folder / "loop-a.pdf").symlink_to(folder / "loop-b.pdf")
+    (folder / "loop-b.pdf").symlink_to(folder / "loop-a.pdf")
+    os.mkfifo(folder / "pipe.pdf")  # opening it would wait forever for a writer
+    sock, cwd = socket.socket(socket.AF_UNIX), os.getcwd()
+    try:
+        os.chdir(folder)  # a socket's path is limited to ~107 bytes: bind it by its short relative name
+        sock.bind("socket.png")
+    finally:
+        os.chdir(cwd)
+        sock.close()
+    return {"gone.pdf": "not_found", "loop-a.pdf": "unreadable", "loop-b.pdf": "unreadable",
+            "pipe.pdf": "unsupported", "socket.png": "unsupported"}

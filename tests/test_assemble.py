@@ -57,3 +57,18 @@ def test_a_table_without_the_form_labels_is_not_a_form():
 @pytest.mark.parametrize(("header", "year"), [("（2020 年度）", 2020), ("( 2023年度)", 2023), ("自评表", None)])
 def test_year_is_read_from_the_title(header, year):
     assert read_year(header) == year
+
+
+def test_headers_read_as_one_cell_leave_their_columns_flagged_not_guessed():
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    # A missed rule between 分值 and 执行率 in the funds header: one cell reads both labels.
+    weight = next(c for c, t in texts.items() if t.text == "分值" and c.row < 5)
+    texts[weight] = CellText("分值执行率", 1.0, "agreed")
+    rate = next(c for c, t in texts.items() if t.text == "执行率")
+    texts[rate] = CellText("分值执行率", 1.0, "agreed")
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert assembled.record.funds[0].weight is None
+    assert assembled.record.funds[0].execution_rate is None
+    assert "funds[0].weight" in assembled.unmapped and "funds[0].execution_rate" in assembled.unmapped
+    assert "read as one cell" in assembled.unmapped["funds[0].execution_rate"]

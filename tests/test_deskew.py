@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.deskew import deskew, detect_orientation, estimate_skew, rotate_upright
 
-from conftest import synthetic_form
+from synthetic_pages import synthetic_form
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -15,7 +15,7 @@ from pipeline.deskew import deskew
 from pipeline.errors import NoTableError
 from pipeline.grid import Grid, detect_grid
 
-from conftest import synthetic_form
+from synthetic_pages import synthetic_form
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

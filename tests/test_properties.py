@@ -101,6 +101,7 @@ records = st.builds(
     implementing_unit=words, funds=st.lists(funds_rows, max_size=12), indicators=st.lists(indicator_rows, max_size=12),
     total_weight=numbers, total_score=numbers,
 )
+RECORDS = settings(PROPERTY, max_examples=100)  # each example builds a whole record
 _PATH = re.compile(r"^(?P<list>\w+)\[(?P<row>\d+)\]\.(?P<field>\w+)$|^(?P<scalar>\w+)$")
 
 
@@ -112,7 +113,7 @@ def resolve(record: dict, path: str) -> object:
     return record[match["list"]][int(match["row"])][match["field"]]
 
 
-@PROPERTY
+@RECORDS
 @given(records)
 def test_leaf_paths_resolve_to_their_values_and_cover_every_leaf(record):
     data = record.model_dump(mode="json")
@@ -124,7 +125,7 @@ def test_leaf_paths_resolve_to_their_values_and_cover_every_leaf(record):
     assert len(leaves) == len(scalars) + rows
 
 
-@PROPERTY
+@RECORDS
 @given(records, st.data())
 def test_a_flag_marks_its_own_field_its_row_or_its_list_and_nothing_else(record, data):
     leaves = list(leaf_fields(record.model_dump(mode="json")))

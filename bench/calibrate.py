@@ -1,0 +1,124 @@
+"""Fit per-field confidence on a calibration set; report its reliability on another set.
+
+    python -m bench.calibrate fit data/calibration/truth       # writes pipeline/calibration.json
+    python -m bench.calibrate report data/eval/truth            # reliability table
+
+Every field read from a cell falls in an evidence class (see pipeline/confidence.py).
+``fit`` runs the pipeline on the calibration set and sets each class's confidence to
+its observed rate of right fields, with Jeffreys' half a right and half a wrong reading
+added so that a small class is not trusted blindly. ``report`` runs on a different set and prints,
+per class and per confidence band, the confidence given against the rate observed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bench.accuracy import leaf_fields, same_value
+from pipeline.confidence import CALIBRATION_FILE, calibrated_confidence, evidence_class
+
+_READER = None
+
+
+def _init() -> None:
+    global _READER
+    from pipeline.ocr import CellReader
+
+    _READER = CellReader()
+
+
+def _classify(job: tuple[str, int]) -> tuple[dict | None, dict[str, str]]:
+    """The page's record and, per field read from a cell, its evidence class."""
+    from pipeline.assemble import AssembledPage
+    from pipeline.extract import extract_page_full
+    from pipeline.lexicon import Lexicon
+    from pipeline.read import read_pages
+    from pipeline.validate import confirmed_by_rules, confirmed_by_vocabulary
+
+    path, number = job
+    (page,) = read_pages(path, [number])
+    extraction = extract_page_full(page, _READER)
+    if extraction.result.record is None:
+        return None, {}
+    assembled = AssembledPage(extraction.result.record, extraction.evidence)
+    by_rule = confirmed_by_rules(assembled.record)
+    by_vocabulary = confirmed_by_vocabulary(assembled, Lexicon.builtin())
+    classes = {
+        field: evidence_class(field, evidence.text, by_rule, by_vocabulary)
+        for field, evidence in extraction.evidence.items()
+    }
+    return extraction.result.record.model_dump(mode="json"), classes
+
+
+def observe(truth_dir: Path, workers: int) -> list[tuple[str, bool]]:
+    """(evidence class, right?) for every field read from a cell on every page of the set."""
+    jobs, truths = [], []
+    for truth_file in sorted(truth_dir.glob("*.json")):
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+        for page in truth["pages"]:
+            jobs.append((str(truth_dir.parent / truth["file"]), page["page"]))
+            truths.append(leaf_fields(page["record"]))
+    observations = []
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
+        for truth, (record, classes) in zip(truths, pool.map(_classify, jobs)):
+            if record is None:
+                continue
+            got = leaf_fields(record)
+            for field, cls in classes.items():
+                if field in truth:
+                    observations.append((cls, field in got and same_value(truth[field], got[field])))
+    return observations
+
+
+def fit(observations: list[tuple[str, bool]]) -> dict:
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for cls, right in observations:
+        counts[cls][0] += 1
+        counts[cls][1] += right
+    return {
+        "classes": {
+            cls: {"fields": n, "right": right, "confidence": round((right + 0.5) / (n + 1), 5)}
+            for cls, (n, right) in sorted(counts.items())
+        }
+    }
+
+
+def report(observations: list[tuple[str, bool]]) -> None:
+    by_class: dict[str, list[bool]] = defaultdict(list)
+    for cls, right in observations:
+        by_class[cls].append(right)
+    print(f"{'evidence class':<26}{'fields':>8}{'confidence':>12}{'observed':>10}")
+    for cls, rights in sorted(by_class.items(), key=lambda kv: -len(kv[1])):
+        print(f"{cls:<26}{len(rights):>8}{calibrated_confidence(cls):>12.4f}{sum(rights) / len(rights):>10.4f}")
+    bands = [(0.0, 0.9), (0.9, 0.99), (0.99, 0.995), (0.995, 0.999), (0.999, 1.01)]
+    print(f"\n{'confidence band':<26}{'fields':>8}{'mean given':>12}{'observed':>10}")
+    for low, high in bands:
+        members = [(calibrated_confidence(c), r) for c, r in observations if low <= calibrated_confidence(c) < high]
+        if members:
+            given = sum(c for c, _ in members) / len(members)
+            seen = sum(r for _, r in members) / len(members)
+            print(f"[{low:.3f}, {min(high, 1):.3f}){'':<10}{len(members):>8}{given:>12.4f}{seen:>10.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("fit", "report"))
+    parser.add_argument("truth", type=Path)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    observations = observe(args.truth, args.workers)
+    if args.mode == "fit":
+        table = fit(observations)
+        table["fitted_on"] = str(args.truth)
+        CALIBRATION_FILE.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {CALIBRATION_FILE} from {len(observations)} fields")
+    report(observations)
+
+
+if __name__ == "__main__":
+    main()

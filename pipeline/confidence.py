@@ -1,0 +1,63 @@
+"""What a field's evidence says about its chance of being right, calibrated on data.
+
+Each field's evidence falls in one class (both engines agreed; the form's arithmetic
+or vocabulary confirms it; PP-OCR alone at some score; ...). ``bench/calibrate.py``
+measures on a calibration set, generated apart from the evaluation set, how often
+fields of each class were right, and writes ``calibration.json`` beside this module;
+a field's confidence is that rate, so a field given confidence c is wrong about
+(1 - c) of the time. Fields below ``REVIEW_BELOW`` go to a human.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.ocr import CellText
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+REVIEW_BELOW = 0.98
+
+# Before calibration: conservative guesses, so an uncalibrated install flags more, not less.
+PRIOR = {
+    "agreed": 0.999,
+    "agreed_but_comparator": 0.995,
+    "confirmed_by_rule": 0.999,
+    "confirmed_by_vocabulary": 0.999,
+    "blank": 0.999,
+    "dash": 0.999,
+    "paddle>=0.999": 0.995,
+    "paddle>=0.99": 0.98,
+    "paddle>=0.95": 0.9,
+    "paddle<0.95": 0.7,
+    "tesseract_only": 0.3,
+}
+
+
+def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str]) -> str:
+    if text.source in ("agreed", "agreed_but_comparator", "blank", "dash"):
+        return text.source
+    if path in confirmed_by_rule:
+        return "confirmed_by_rule"
+    if path in confirmed_by_vocabulary:
+        return "confirmed_by_vocabulary"
+    if text.source == "tesseract":
+        return "tesseract_only"
+    for floor in (0.999, 0.99, 0.95):
+        if text.confidence >= floor:
+            return f"paddle>={floor}"
+    return "paddle<0.95"
+
+
+@lru_cache(maxsize=1)
+def calibration() -> dict[str, float]:
+    table = dict(PRIOR)
+    if CALIBRATION_FILE.is_file():
+        fitted = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+        table.update({cls: entry["confidence"] for cls, entry in fitted["classes"].items()})
+    return table
+
+
+def calibrated_confidence(evidence_cls: str) -> float:
+    return calibration().get(evidence_cls, 0.5)
