@@ -251,11 +251,16 @@ def _assemble_indicators(table: _Table, header: Cell, columns: dict[str, int], t
     end = total.row if total is not None else table.grid.n_rows
     rows: list[IndicatorRow] = []
     row = header.row + header.row_span
+    level1_col = columns.get("level1")
     while row < end:
         name_cell = table.at.get((row, name_col))
         if name_cell is None:
             row += 1
             continue
+        if level1_col is not None and table.at.get((row, level1_col)) == name_cell:
+            # A cell spanning the 一级指标 and 三级指标 columns is the 总分 label (read wrong,
+            # or it would have been found above), never an indicator.
+            return rows, row
         next_row = name_cell.row + name_cell.row_span
         if name_cell.row != row or table.text(name_cell).is_blank:
             row = next_row

@@ -20,7 +20,8 @@ def ink_fraction(image: np.ndarray) -> float:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     h, w = image.shape[:2]
-    inner = image[int(h * MARGIN_FRACTION) : h - int(h * MARGIN_FRACTION), int(w * MARGIN_FRACTION) : w - int(w * MARGIN_FRACTION)]
+    my, mx = int(h * MARGIN_FRACTION), int(w * MARGIN_FRACTION)
+    inner = image[my : h - my, mx : w - mx]
     if inner.size == 0:
         return 0.0
     scale = min(1.0, WORK_LONG_SIDE_PX / max(inner.shape))

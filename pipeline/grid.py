@@ -91,10 +91,12 @@ A4_SHORT_MM = 210.0
 OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
 SMOOTH_MM = 0.25  # averaging along the rule before thresholding; below the gap between glyphs
 MIN_DARKNESS = 28.0
+FAINT_DARKNESS = 16.0  # holes in a rule are filled where it is this dark (paper noise < ~12)
 SIDE_MM = 0.5  # paper is looked for this far either side of a rule (rules <= 0.35 mm)
 CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
 JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
+LINE_TOL_MM = 0.25  # pieces of one rule lie this close to its line
 MIN_SEPARATION_MM = 3.5  # distinct rules are >= 4 mm apart; closer ones are one rule
 JOIN_MM = 1.0  # pieces of one rule this close are rejoined
 MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
@@ -102,6 +104,9 @@ EDGE_COVER = 0.42  # a cell edge with this much rule on its line, attached to a 
 STRONG_COVER = 0.85  # ... and with this much, attached or not
 MIN_RUN_FRACTION = 0.25  # its longest piece covers this much of the edge
 MIN_RUN_MM = 2.0  # ... and at least this
+MIN_HIDDEN_MM = 1.0  # a rule's line hidden this long by ink beside it is unseen, not absent
+HIDDEN_SHADE = 0.85  # "ink beside": the lighter side is below this fraction of the paper level
+HIDDEN_BAND_MM = 0.9  # ... over this width (seal rings are ~1.2 mm, glyph strokes < 0.5 mm)
 SHORT_OPEN_MM = 2.0  # stubs of a broken rule next to a crossing can be this short
 LONG_FOR_SLOPE_MM = 20.0
 CLUTTER_NEAR_MM = 0.4  # parallel strokes are looked for between these distances
@@ -174,17 +179,11 @@ class _Rule:
         return total
 
 
-def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> np.ndarray:
-    """How much darker each pixel is than the paper on *both* sides across the line.
-
-    A thin rule has paper on both sides; the edge of a solid area (seal star, blot) or
-    the inside of a thick seal ring does not, so they score ~0 here.
-    """
-    d = max(3, int(round(SIDE_MM * ppm)))
+def _sides(gray: np.ndarray, d: int, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Lightest pixel in the d pixels just before / just after each pixel, across the line."""
     kernel = np.ones((d, 1) if horizontal else (1, d), np.uint8)
     m = cv2.dilate(gray, kernel)  # max over a centred window of d pixels
-    axis = 0 if horizontal else 1
-    n = gray.shape[axis]
+    n = gray.shape[0 if horizontal else 1]
     before = np.full_like(gray, 255)
     after = np.full_like(gray, 255)
     lead = d - d // 2  # window [p-d, p-1] is centred at p - lead
@@ -195,10 +194,30 @@ def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> np.ndarray
     else:
         before[:, lead:] = m[:, : n - lead]
         after[:, : n - trail] = m[:, trail:]
+    return before, after
+
+
+def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> np.ndarray:
+    """How much darker each pixel is than the paper on *both* sides across the line.
+
+    A thin rule has paper on both sides; the edge of a solid area (seal star, blot) or
+    the inside of a thick seal ring does not, so they score ~0 here.
+    """
+    before, after = _sides(gray, max(3, int(round(SIDE_MM * ppm))), horizontal)
     paper = np.minimum(before, after)
     # Relative to the local paper level: ink multiplies, so a rule under a grey seal keeps
     # its contrast ratio while the absolute difference shrinks with the seal's shade.
     return cv2.divide(cv2.subtract(paper, gray), paper, scale=255)
+
+
+def _hidden(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: float) -> np.ndarray:
+    """Where a broad band of ink (seal ring or star, >= HIDDEN_BAND_MM) lies right beside the line.
+
+    A faded rule there can be lighter than its surroundings: neither seen nor absent.
+    Glyph strokes are too thin to count.
+    """
+    before, after = _sides(gray, max(3, int(round(HIDDEN_BAND_MM * ppm))), horizontal)
+    return (np.minimum(before, after) < HIDDEN_SHADE * paper_level).astype(np.uint8)
 
 
 def _threshold(dark: np.ndarray) -> int:
@@ -216,9 +235,10 @@ class _Masks:
     long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
     strokes: np.ndarray  # straight runs >= SHORT_OPEN_MM, thick blobs cut out: text strokes too
     dark: np.ndarray  # every pixel dark enough: measures edge coverage (keeps stubs of broken rules)
+    hidden: np.ndarray  # ink on both sides across the line (seal ring or star): a rule cannot show
 
 
-def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
+def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: float) -> _Masks:
     s = _odd(SMOOTH_MM * ppm)
     k_thick = int(math.ceil(max(5.0, MAX_THICK_MM * ppm))) + 1
     k_join = _odd(JOIN_MM * ppm)
@@ -230,11 +250,17 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
         return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
 
     smooth = cv2.blur(_line_darkness(gray, ppm, horizontal), (s, 1) if horizontal else (1, s))
-    dark = (smooth >= _threshold(smooth)).astype(np.uint8)
+    threshold = _threshold(smooth)
+    dark = (smooth >= threshold).astype(np.uint8)
     # A 1 px rule lying between two pixel rows shows in one row here, in the other
     # there: a line kernel needs it continuous, so every pixel also claims the next row.
     # (Positions found on this mask are half a pixel low; _segments corrects them.)
     joined = cv2.dilate(dark, across(2))
+    # A faded rule at low resolution is barely above the threshold and noise punches
+    # holes in it. Short holes are filled where the line is still fainter-dark; the
+    # paper between two glyphs, or a broken rule's gap, is not dark at all.
+    faint = cv2.dilate((smooth >= max(FAINT_DARKNESS, threshold / 2)).astype(np.uint8), across(2))
+    joined |= faint & cv2.morphologyEx(joined, cv2.MORPH_CLOSE, along(k_join))
     strokes = cv2.morphologyEx(joined, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
     # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
     # keeps a rule that a seal arc touches from being dropped with it.
@@ -243,7 +269,7 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
     long = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
     # Re-join pieces split by noise or the cut-outs above.
     long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
-    return _Masks(long, strokes, dark)
+    return _Masks(long, strokes, dark, _hidden(gray, ppm, horizontal, paper_level))
 
 
 def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) -> float:
@@ -314,55 +340,70 @@ def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
     return sorted(rules, key=lambda r: r.pos)
 
 
-def _bounded(rule: _Rule, cross: list[_Rule], tol: float) -> _Rule | None:
+def _on_line(rule: _Rule, seg: _Segment, line_tol: float) -> bool:
+    pos, slope, ref = rule.line()
+    return abs(seg.pos - (pos + slope * (seg.mid - ref))) <= line_tol
+
+
+def _bounded(rule: _Rule, cross: list[_Rule], tol: float, line_tol: float) -> _Rule | None:
     """The part of ``rule`` running from one crossing rule to another, mostly covered.
 
-    Only crossing rules that pass through the rule's position count: a short run of
-    lined-up glyph strokes inside a merged cell lies between the *lines* of rules that
-    stop short of it. Pieces outside the span (text beyond the table on the same line)
-    are dropped so they cannot pull the rule's position. None if there is no such span.
+    Only crossing rules that pass through the rule's position count, on their own line:
+    a short run of lined-up glyph strokes inside a merged cell lies between the *lines*
+    of rules that stop short of it, or between strokes of a large title clustered with
+    them. The pieces must be collinear (glyph strokes at slightly different heights are
+    not one rule); pieces outside the span (text beyond the table on the same line) are
+    dropped so they cannot pull the rule's position. None if there is no such span.
     """
-    through = sorted(c.pos for c in cross if c.start - tol <= rule.pos <= c.end + tol)
+    through = sorted(
+        c.pos for c in cross
+        if any(s.start - tol <= rule.pos <= s.end + tol and _on_line(c, s, line_tol) for s in c.segments)
+    )
     if len(through) < 2:
         return None
     starts = {p for s in rule.segments for p in through if abs(p - s.start) <= tol}
     ends = {p for s in rule.segments for p in through if abs(p - s.end) <= tol}
-    best: tuple[float, float] | None = None
+    best: _Rule | None = None
     for lo in starts:
         for hi in ends:
-            if hi <= lo or (best is not None and hi - lo <= best[1] - best[0]):
+            if hi <= lo or (best is not None and hi - lo <= best.end - best.start):
                 continue
             inside = [s for s in rule.segments if s.start >= lo - tol and s.end <= hi + tol]
-            if inside and _Rule(rule.pos, inside).covered() >= 0.6 * (hi - lo):
-                best = (lo, hi)
-    if best is None:
-        return None
-    inside = [s for s in rule.segments if s.start >= best[0] - tol and s.end <= best[1] + tol]
-    weights = np.array([s.end - s.start for s in inside], dtype=np.float64)
-    return _Rule(float(np.average([s.pos for s in inside], weights=weights)), inside)
+            part = _Rule(rule.pos, inside)
+            part.segments = [s for s in inside if _on_line(part, s, line_tol)]
+            if (
+                any(abs(s.start - lo) <= tol for s in part.segments)
+                and any(abs(s.end - hi) <= tol for s in part.segments)
+                and part.covered() >= 0.6 * (hi - lo)
+            ):
+                weights = np.array([s.end - s.start for s in part.segments], dtype=np.float64)
+                part.pos = float(np.average([s.pos for s in part.segments], weights=weights))
+                best = part
+    return best
 
 
 def _accept(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> tuple[list[_Rule], list[_Rule]]:
     strong = STRONG_MM * ppm
     tol = JUNCTION_MM * ppm
+    line_tol = max(1.5, LINE_TOL_MM * ppm)
     h_ok = [r for r in h_rules if r.longest() >= strong]
     v_ok = [r for r in v_rules if r.longest() >= strong]
     for _ in range(3):
-        h_new = _accept_bounded(h_rules, v_ok, strong, tol)
-        v_new = _accept_bounded(v_rules, h_ok, strong, tol)
+        h_new = _accept_bounded(h_rules, v_ok, strong, tol, line_tol)
+        v_new = _accept_bounded(v_rules, h_ok, strong, tol, line_tol)
         if len(h_new) == len(h_ok) and len(v_new) == len(v_ok):
             break
         h_ok, v_ok = h_new, v_new
     return h_ok, v_ok
 
 
-def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: float) -> list[_Rule]:
+def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: float, line_tol: float) -> list[_Rule]:
     """Rules long enough on their own, plus the bounded parts of shorter ones."""
     out = []
     for r in rules:
         if r.longest() >= strong:
             out.append(r)
-        elif (part := _bounded(r, cross, tol)) is not None:
+        elif (part := _bounded(r, cross, tol, line_tol)) is not None:
             out.append(part)
     return out
 
@@ -428,7 +469,26 @@ def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, h
     return prof
 
 
-def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor_px: int, min_run_px: int) -> bool:
+def _unseen(hidden: np.ndarray, covered: np.ndarray, min_px: int) -> np.ndarray:
+    """Stretches of a rule's line hidden by ink beside it, >= min_px long and not covered.
+
+    Short ones are left out: inside text, a glyph's strokes darken the sides of a
+    stroke crossing the line, and that must not excuse a missing rule.
+    """
+    hidden = hidden & ~covered
+    if not hidden.any():
+        return hidden
+    padded = np.concatenate(([0], hidden.astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(padded))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a < min_px:
+            hidden[a:b] = False
+    return hidden
+
+
+def _has_edge(
+    prof: np.ndarray, hidden: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor_px: int, min_run_px: int
+) -> bool:
     """Is there rule along [a, b]? Enough coverage, attached to the crossings.
 
     A broken rule keeps at least half its length and its gap stays >= 1 mm from the
@@ -436,21 +496,27 @@ def _has_edge(prof: np.ndarray, lo: int, a: float, b: float, end_px: int, anchor
     into more pieces. One that a seal or fading hides at one end must show one long
     piece instead. Text or seal strokes lying on the line of a merged cell's missing
     rule are pieces floating in the middle: attached at neither end.
+    Stretches hidden by a seal ring or star count for neither: coverage is measured on
+    what can be seen, and a hidden end may be attached.
     """
     i0 = max(int(round(a)) + end_px - lo, 0)
     i1 = min(int(round(b)) - end_px - lo, len(prof))
     if i1 - i0 < 2:
         return False
-    seg = prof[i0:i1]
-    cover = float(seg.mean())
+    seg, hid = prof[i0:i1], hidden[i0:i1]
+    seen = len(seg) - int(hid.sum())
+    if seen < max(2, min_run_px, 0.25 * len(seg)):
+        return False
+    cover = float(seg.sum()) / seen
     if cover >= STRONG_COVER:
         return True
     if cover < EDGE_COVER:
         return False
-    attached = (float(seg[:anchor_px].mean()) >= 0.7) + (float(seg[-anchor_px:].mean()) >= 0.7)
+    attach = seg | hid
+    attached = (float(attach[:anchor_px].mean()) >= 0.7) + (float(attach[-anchor_px:].mean()) >= 0.7)
     if attached == 2:
         return True
-    return attached == 1 and _longest_run(seg) >= max(MIN_RUN_FRACTION * len(seg), min_run_px)
+    return attached == 1 and _longest_run(seg) >= max(MIN_RUN_FRACTION * seen, min_run_px)
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -503,6 +569,58 @@ def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarra
     return cells
 
 
+def _short_rules(
+    dark: np.ndarray, cross_dark: np.ndarray, cross: list[_Rule], known: list[float], span: tuple[int, int],
+    horizontal: bool, thick: float, end_px: int, anchor_px: int, min_sep: float,
+) -> list[_Rule]:
+    """Rules too short to be found as straight runs: one crossing band, broken by a gap.
+
+    A rule only one row high (主管部门 | 实施单位) with a gap keeps pieces down to 1 mm,
+    which no line kernel keeps. Between each pair of neighbouring crossing rules, a
+    position is a rule if the raw mask covers >= half the band on its line, reaching both
+    crossing rules, and those rules have ink there (a junction, not the inside of a
+    merged cell). Text keeps clear of the rules, so it reaches neither.
+    ``dark``/``cross_dark`` are the masks of the sought and the crossing direction.
+    """
+    found: dict[int, _Rule] = {}
+    lo, hi = span
+    for top, bottom in zip(cross, cross[1:]):
+        a, b = int(round(top.pos)) + end_px, int(round(bottom.pos)) - end_px
+        if b - a < 2 * anchor_px + 2 or hi - lo < 3:
+            continue
+        band = dark[a:b, lo:hi] if horizontal is False else dark[lo:hi, a:b].T
+        band = band > 0
+        wide = band[:, 1:-1] | band[:, :-2] | band[:, 2:]  # +-1 px across the sought line
+        cover = wide.mean(axis=0)
+        ok = (cover >= 0.5) & (wide[:anchor_px].mean(axis=0) >= 0.7) & (wide[-anchor_px:].mean(axis=0) >= 0.7)
+        if not ok.any():
+            continue
+        padded = np.concatenate(([0], ok.astype(np.int8), [0]))
+        edges = np.flatnonzero(np.diff(padded))
+        for r0, r1 in zip(edges[::2], edges[1::2]):
+            w = cover[r0:r1]
+            pos = lo + 1 + float(np.average(np.arange(r0, r1), weights=w))
+            if r1 - r0 > thick + 3 or any(abs(pos - k) < min_sep for k in known):
+                continue
+            if not all(_junction(cross_dark, rule.pos, pos, horizontal) for rule in (top, bottom)):
+                continue
+            seg = _Segment(pos, int(round(top.pos)), int(round(bottom.pos)) + 1, thick, (top.pos + bottom.pos) / 2)
+            key = int(round(pos))
+            near = next((k for k in found if abs(k - key) <= 2), None)
+            if near is None:
+                found[key] = _Rule(pos, [seg])
+            else:
+                found[near].segments.append(seg)
+    return list(found.values())
+
+
+def _junction(cross_dark: np.ndarray, cross_pos: float, pos: float, horizontal: bool) -> bool:
+    """Has the crossing rule at ``cross_pos`` ink where the sought rule at ``pos`` meets it?"""
+    c, p = int(round(cross_pos)), int(round(pos))
+    window = cross_dark[c - 1 : c + 2, p - 2 : p + 3] if horizontal is False else cross_dark[p - 2 : p + 3, c - 1 : c + 2]
+    return bool(window.size) and float((window > 0).any(axis=0 if horizontal is False else 1).mean()) >= 0.6
+
+
 def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     """Find the largest ruled table on a deskewed page (greyscale uint8 with 0 = ink, or BGR).
 
@@ -511,8 +629,9 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
-    h_masks = _line_masks(gray, ppm, horizontal=True)
-    v_masks = _line_masks(gray, ppm, horizontal=False)
+    paper_level = float(np.median(gray[::8, ::8]))
+    h_masks = _line_masks(gray, ppm, horizontal=True, paper_level=paper_level)
+    v_masks = _line_masks(gray, ppm, horizontal=False, paper_level=paper_level)
     h_segs = _segments(h_masks.long, True, ppm, h_masks.strokes)
     v_segs = _segments(v_masks.long, False, ppm, v_masks.strokes)
     tol = CLUSTER_MM * ppm
@@ -530,28 +649,40 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     if len(h_rules) < 2 or len(v_rules) < 2:
         raise NoTableError("no ruled table found")
 
-    row_pos = [r.pos for r in h_rules]
-    col_pos = [r.pos for r in v_rules]
-    n_rows, n_cols = len(row_pos) - 1, len(col_pos) - 1
-    xlo, xhi = int(math.floor(col_pos[0] - pad)), int(math.ceil(col_pos[-1] + pad)) + 1
-    ylo, yhi = int(math.floor(row_pos[0] - pad)), int(math.ceil(row_pos[-1] + pad)) + 1
-
     thick = float(np.median([s.thick for r in h_rules + v_rules for s in r.segments]))
     # Only the rule's own centre line counts: text or seal strokes beside it do not.
     half_band = max(1, int(thick // 2) - 1)
     end_px = int(math.ceil(thick / 2)) + 1
     anchor_px = max(2, int(round(0.3 * ppm)))
+
+    x_span = (int(round(v_rules[0].pos)), int(round(v_rules[-1].pos)) + 1)
+    y_span = (int(round(h_rules[0].pos)), int(round(h_rules[-1].pos)) + 1)
+    new_v = _short_rules(v_masks.dark, h_masks.dark, h_rules, [r.pos for r in v_rules], x_span,
+                         False, thick, end_px, anchor_px, min_sep)
+    new_h = _short_rules(h_masks.dark, v_masks.dark, v_rules, [r.pos for r in h_rules], y_span,
+                         True, thick, end_px, anchor_px, min_sep)
+    v_rules = sorted(v_rules + new_v, key=lambda r: r.pos)
+    h_rules = sorted(h_rules + new_h, key=lambda r: r.pos)
+
+    row_pos = [r.pos for r in h_rules]
+    col_pos = [r.pos for r in v_rules]
+    n_rows, n_cols = len(row_pos) - 1, len(col_pos) - 1
+    xlo, xhi = int(math.floor(col_pos[0] - pad)), int(math.ceil(col_pos[-1] + pad)) + 1
+    ylo, yhi = int(math.floor(row_pos[0] - pad)), int(math.ceil(row_pos[-1] + pad)) + 1
     min_run_px = int(round(MIN_RUN_MM * ppm))
+    min_hidden_px = int(round(MIN_HIDDEN_MM * ppm))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
         prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True)
+        hidden = _unseen(_coverage(h_masks.hidden, h_rules[r], xlo, xhi, 0, horizontal=True), prof, min_hidden_px)
         for c in range(n_cols):
-            h_edge[r - 1, c] = _has_edge(prof, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px)
+            h_edge[r - 1, c] = _has_edge(prof, hidden, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px)
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
         prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False)
+        hidden = _unseen(_coverage(v_masks.hidden, v_rules[c], ylo, yhi, 0, horizontal=False), prof, min_hidden_px)
         for r in range(n_rows):
-            v_edge[r, c - 1] = _has_edge(prof, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
+            v_edge[r, c - 1] = _has_edge(prof, hidden, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
 
     inset = int(math.ceil(thick / 2)) + 2
     row_edges = tuple(int(round(p)) for p in row_pos)

@@ -207,7 +207,7 @@ def reconcile(paddle: Reading, tess: Reading) -> CellText:
         return CellText("—", paddle.confidence, "dash", readings)
     if p_text and comparable(p_text) == comparable(t_text):
         return CellText(p_text, max(paddle.confidence, 0.999), "agreed", readings)
-    if p_text and _without_comparator(p_text) == _without_comparator(t_text) != comparable(p_text):
+    if p_text[:1] in "≥≤" and _without_comparator(p_text) == _without_comparator(t_text) != comparable(p_text):
         # Tesseract's chi_sim drops ≥/≤ or reads them as 之/二/过; the rest of the cell agrees,
         # and PP-OCR reads the comparators themselves reliably.
         return CellText(p_text, max(paddle.confidence, 0.99), "agreed_but_comparator", readings)

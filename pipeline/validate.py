@@ -49,15 +49,19 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
         if row.annual_budget and row.executed is not None and row.execution_rate is not None:
             expected = row.executed / row.annual_budget * 100
             if abs(expected - row.execution_rate) > RATE_TOLERANCE:
+                message = (
+                    f"执行率 {_fmt(row.execution_rate)}% but 全年执行数/全年预算数 = "
+                    f"{_fmt(row.executed)}/{_fmt(row.annual_budget)} = {expected:.2f}%"
+                )
                 yield Flag(
                     field=f"funds[{i}].execution_rate",
                     reason=rule_reason("execution_rate"),
-                    message=(
-                        f"执行率 {_fmt(row.execution_rate)}% but 全年执行数/全年预算数 = "
-                        f"{_fmt(row.executed)}/{_fmt(row.annual_budget)} = {expected:.2f}%"
-                    ),
+                    message=message,
                     proposal=f"{expected:.2f}",
                 )
+                # Any of the three may be the misread one: a reviewer sees all three.
+                for key in ("annual_budget", "executed"):
+                    yield Flag(field=f"funds[{i}].{key}", reason=rule_reason("execution_rate"), message=message)
         if row.source != "年度资金总额":
             # Only the 年度资金总额 row is weighted and scored; the form prints "—" below it.
             for key in ("weight", "score"):
@@ -114,12 +118,15 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
             continue
         summed = sum(p for p in parts if p is not None)
         if abs(summed - total) > SUM_TOLERANCE:
-            yield Flag(
-                field=path,
-                reason=rule_reason(name),
-                message=f"总分 {_fmt(total)} but the rows add up to {_fmt(summed)}",
-                proposal=_fmt(summed),
-            )
+            message = f"总分 {_fmt(total)} but the rows add up to {_fmt(summed)}"
+            yield Flag(field=path, reason=rule_reason(name), message=message, proposal=_fmt(summed))
+            # The misread term may be any of them: a reviewer sees every term of the sum.
+            key = "weight" if name == "weights_sum" else "score"
+            terms = ([f"funds[0].{key}"] if record.funds else []) + [
+                f"indicators[{i}].{key}" for i in range(len(record.indicators))
+            ]
+            for term in terms:
+                yield Flag(field=term, reason=rule_reason(name), message=message)
 
 
 def confirmed_by_rules(record: FormRecord) -> set[str]:

@@ -121,7 +121,8 @@ def _write_xlsx(session: Session, statuses: list[str] | None, out: Path) -> int:
                           f"{result.error.kind}: {result.error.message}"])
             continue
         record = result.record
-        pages.append([*where, result.status.value, *(getattr(record, k) for k in PAGE_COLUMNS), len(result.flags), None])
+        pages.append([*where, result.status.value, *(getattr(record, k) for k in PAGE_COLUMNS),
+                      len(result.flags), None])
         for row in record.funds:
             funds.append([*where, *row.model_dump().values()])
         for row in record.indicators:

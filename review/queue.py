@@ -133,7 +133,9 @@ def _claim_version(session: Session, page_id: int, version: int, field: str) -> 
     claimed = session.execute(
         update(PageRow).where(PageRow.id == page_id, PageRow.version == version).values(version=PageRow.version + 1)
     ).rowcount
-    page = session.execute(select(PageRow).where(PageRow.id == page_id).execution_options(populate_existing=True)).scalar()
+    page = session.execute(
+        select(PageRow).where(PageRow.id == page_id).execution_options(populate_existing=True)
+    ).scalar()
     if page is None:
         raise PageNotFoundError(f"no page {page_id}")
     if claimed != 1:

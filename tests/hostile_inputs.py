@@ -47,7 +47,7 @@ def cover_letter(dpi: int = 100) -> Image.Image:
     """A scanned cover letter: lines of Chinese text and a signature, no table."""
     page = a4(dpi)
     draw = ImageDraw.Draw(page)
-    font = _font(round(4.2 / 25.4 * dpi * 1.0))
+    font = _font(round(4.2 / 25.4 * dpi))
     lines = ["关于报送2020年度项目支出绩效自评表的函", "", "区财政局：",
              "根据《关于开展2020年度项目支出绩效自评工作的通知》要求，",
              "现将我单位2020年度项目支出绩效自评表报送给你们，",

@@ -72,3 +72,14 @@ def test_headers_read_as_one_cell_leave_their_columns_flagged_not_guessed():
     assert assembled.record.funds[0].execution_rate is None
     assert "funds[0].weight" in assembled.unmapped and "funds[0].execution_rate" in assembled.unmapped
     assert "read as one cell" in assembled.unmapped["funds[0].execution_rate"]
+
+
+def test_a_misread_total_label_is_not_taken_for_an_indicator_row():
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    total = next(c for c, t in texts.items() if t.text == "总分")
+    texts[total] = CellText("分", 0.6, "paddle")
+    truth = FormRecord.model_validate(page["record"])
+    record = assemble_record(grid, texts, "（2020年度）").record
+    assert record.indicators == truth.indicators
+    assert (record.total_weight, record.total_score) == (truth.total_weight, truth.total_score)

@@ -14,7 +14,9 @@ from pipeline.numbers import DASHES, NumberFormatError, parse_number
 from pipeline.repair import repair_text
 
 # No example database in the work tree, no flaky deadlines on a loaded 2-core machine.
-PROPERTY = settings(database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # Text that exercises the repair rules: CJK, ASCII and full-width punctuation, quotes, wraps, "%", "°".
 FORM_ALPHABET = list("项目资金执行率（）【】，：；。中文 \t\n\r\u3000,:;!?()[]\"“”〝%°º˚>=<12.0abAB-—")
@@ -51,7 +53,8 @@ def test_parse_number_raises_only_number_format_error(text, percent):
 
 
 @PROPERTY
-@given(st.text(alphabet=st.sampled_from(list("0123456789.,%-+—－ 　１２３４５６７８９０．％")), max_size=20), st.booleans())
+@given(st.text(alphabet=st.sampled_from(list("0123456789.,%-+—－ 　１２３４５６７８９０．％")), max_size=20),
+       st.booleans())
 def test_parse_number_on_number_like_text(text, percent):
     try:
         value = parse_number(text, percent=percent)
@@ -60,7 +63,9 @@ def test_parse_number_on_number_like_text(text, percent):
     assert value is None or isinstance(value, float)
 
 
-amounts = st.decimals(min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=2, allow_nan=False, allow_infinity=False)
+amounts = st.decimals(
+    min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=2, allow_nan=False, allow_infinity=False
+)
 FULL_WIDTH_DIGITS = str.maketrans("0123456789.%", "０１２３４５６７８９．％")
 
 

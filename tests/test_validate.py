@@ -52,7 +52,8 @@ def test_misread_execution_rate_is_flagged_with_the_computed_proposal():
     record = seed_one()
     record.funds[0].execution_rate = 90.55  # "99.55" with one digit misread
     flags = [f for f in rule_flags(record) if f.reason == "rule:execution_rate"]
-    assert [f.field for f in flags] == ["funds[0].execution_rate"]
+    # Any of the three terms may be the misread one: all are shown, the rate gets the proposal.
+    assert [f.field for f in flags] == ["funds[0].execution_rate", "funds[0].annual_budget", "funds[0].executed"]
     assert flags[0].proposal == "99.55"
 
 
@@ -61,6 +62,7 @@ def test_score_above_weight_is_flagged():
     record.indicators[1].score = 16
     assert ("indicators[1].score", "rule:score_le_weight") in reasons(record)
     assert ("total_score", "rule:scores_sum") in reasons(record)
+    assert ("indicators[4].score", "rule:scores_sum") in reasons(record)  # every term of the broken sum
 
 
 def test_sums_must_match_the_totals():
@@ -101,3 +103,15 @@ def test_a_label_inside_a_value_means_cells_were_merged():
     record = seed_one()
     record.department = "上海市宝山区行政服务中心实施单位"
     assert ("department", "rule:label_in_value") in reasons(record)
+
+
+def test_a_broken_equation_confirms_nothing_and_a_holding_one_confirms_its_terms():
+    from pipeline.validate import confirmed_by_rules
+
+    record = seed_one()
+    assert {"funds[0].executed", "total_weight", "indicators[3].score"} <= confirmed_by_rules(record)
+    record.funds[0].executed = 212.85
+    record.indicators[3].score = 9
+    confirmed = confirmed_by_rules(record)
+    assert "funds[0].executed" not in confirmed and "indicators[3].score" not in confirmed
+    assert "indicators[3].weight" in confirmed  # the weights still add up

@@ -1,7 +1,8 @@
-"""The queue tables: batches, documents, pages, cells, field evidence, flags, corrections, users, tokens, sessions, lexicon.
+"""The queue tables: batches, documents, pages, cells, field evidence, flags, corrections,
+users, tokens, sessions, lexicon.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-28 15:17:19.848885
 """
 

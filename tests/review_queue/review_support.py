@@ -12,8 +12,9 @@ from review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANS = ROOT / "fixtures" / "scans"
-FLAGGED_PDF = SCANS / "seed-1.pdf"  # needs_review: project_name and indicators[6].level1 low_confidence
+FLAGGED_PDF = SCANS / "seed-1.pdf"  # stored with two misreadings, see conftest.flagged_extraction
 CLEAN_PDF = SCANS / "seed-2.pdf"  # auto_accepted; same 主管部门 as seed-1 (the same archive)
+MISREAD_RATE, MISREAD_TOTAL = 95.5, 90.0  # what the flagged page's 执行率 and 总分 得分 are "read" as
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-2"}
 
 

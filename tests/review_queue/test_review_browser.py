@@ -18,13 +18,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from review.queue import save_field
-from review_support import PASSWORDS, ROOT, Queue
+from review.queue import page_detail, save_field
+from review_queue.review_support import PASSWORDS, ROOT, Queue
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-CORRECTED = "网络系统运营经费（宝信息委【2019】53号）二期"
 
 
 def free_port() -> int:
@@ -82,6 +81,9 @@ def log_in(page: Page, base: str, name: str = "alice") -> None:
 
 def test_a_whole_batch_reviewed_with_the_keyboard_then_exported(server: str, browser_page: Page, queue: Queue,
                                                                  tmp_path: Path):
+    with queue.store.transaction() as session:
+        fields = [item["field"] for item in page_detail(session, queue.flagged_id)["items"]]
+    assert {"funds[0].execution_rate", "total_score"} <= set(fields)  # in reading order, OCR flags among them
     page = browser_page
     log_in(page, server)
     expect(page.locator("#audit")).to_contain_text("Audit sample: 1 of")
@@ -90,36 +92,45 @@ def test_a_whole_batch_reviewed_with_the_keyboard_then_exported(server: str, bro
     expect(page).to_have_url(f"{server}/pages/{queue.flagged_id}")
     assert crop.value.status == 200
 
-    value = page.locator("#value")
-    expect(page.locator("#field")).to_have_text("project_name")
+    field, value = page.locator("#field"), page.locator("#value")
+    expect(field).to_have_text(fields[0])
     expect(value).to_be_focused()
-    expect(value).to_have_value("网络系统运营经费（宝信息委【2019】53号）")
-    expect(page.locator("#readings")).to_contain_text("tesseract:")
+    page.keyboard.press("Tab")
+    expect(field).to_have_text(fields[1])
+    page.keyboard.press("Shift+Tab")
+    expect(field).to_have_text(fields[0])
+    for _ in range(fields.index("funds[0].execution_rate")):
+        page.keyboard.press("Tab")
+    expect(field).to_have_text("funds[0].execution_rate")
+    expect(value).to_have_value("95.5")
+    expect(page.locator("#proposal")).to_contain_text("99.55")
+    expect(page.locator("#readings")).to_contain_text("paddle:")
     expect(page.locator("#outline")).to_be_visible()
     page.wait_for_load_state("networkidle")  # page image and crop drawn (no eval: the CSP forbids it)
     page.screenshot(path=tmp_path / "review-page.png")
     if os.environ.get("FORMSCAN_SCREENSHOT"):
         page.screenshot(path=ROOT / "docs" / "review-page.png")
 
-    page.keyboard.press("Tab")
-    expect(page.locator("#field")).to_have_text("indicators[6].level1")
-    page.keyboard.press("Shift+Tab")
-    expect(page.locator("#field")).to_have_text("project_name")
-
-    page.keyboard.press("End")
-    page.keyboard.type("二期")
-    page.keyboard.press("Enter")  # save, re-validate, move to the next flagged field
-    expect(page.locator("#message")).to_contain_text("Saved project_name. No rule broken. 1 flag(s) open.")
-    expect(page.locator("#field")).to_have_text("indicators[6].level1")
-    expect(page.locator("#trail")).to_contain_text(CORRECTED)
+    page.keyboard.type("99.55%")  # the value is selected: typing replaces it
+    page.keyboard.press("Enter")  # save, re-validate, move on to the next flagged field
+    message = page.locator("#message")
+    expect(message).to_contain_text("Saved funds[0].execution_rate. Rules still broken: total_score rule:scores_sum.")
+    expect(page.locator("#trail")).to_contain_text("99.55")
     expect(page.locator("#version")).to_have_text("2")
 
-    page.keyboard.press("Enter")  # the reading is right: confirm it
-    expect(page.locator("#message")).to_contain_text("No flags left")
+    while page.locator("#field").text_content() != "total_score":
+        page.keyboard.press("Tab")
+    page.keyboard.press("Alt+A")  # accept the proposal: the rows add up to 100
+    expect(message).to_contain_text("Saved total_score. No rule broken.")
+    expect(page.locator("#version")).to_have_text("3")
+    for version in range(4, len(fields) + 2):  # the OCR-flagged readings are right: Enter confirms each
+        page.keyboard.press("Enter")
+        expect(page.locator("#version")).to_have_text(str(version))
+    expect(message).to_contain_text("No flags left")
     expect(page.locator("#status")).to_have_text("corrected")
     page.keyboard.press("Alt+D")  # page done: on to the next page waiting (the audit sample)
     expect(page).to_have_url(f"{server}/pages/{queue.clean_id}")
-    expect(page.locator("#message")).to_contain_text("No flags left")
+    expect(message).to_contain_text("No flags left")
     page.keyboard.press("Alt+D")
     expect(page).to_have_url(server + "/")
     expect(page.locator(".done")).to_have_text("Nothing waits for review.")
@@ -132,7 +143,8 @@ def test_a_whole_batch_reviewed_with_the_keyboard_then_exported(server: str, bro
     assert done.returncode == 0, done.stderr
     lines = {Path(line["source"]["file"]).name: line
              for line in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
-    assert lines["seed-1.pdf"]["record"]["project_name"] == CORRECTED
+    record = lines["seed-1.pdf"]["record"]
+    assert (record["funds"][0]["execution_rate"], record["total_score"]) == (99.55, 100.0)
     assert (lines["seed-1.pdf"]["status"], lines["seed-1.pdf"]["flags"]) == ("corrected", [])
     assert lines["seed-2.pdf"]["status"] == "auto_accepted"
 

@@ -17,7 +17,7 @@ from pipeline.ocr import CellText
 from review.export import export
 from review.fields import FieldValueError
 from review.ingest import file_sha256, in_audit_sample, ingest, store_extraction
-from review.queue import audit_stats, finish_page, queue_fields, save_field
+from review.queue import OCR_REASONS, audit_stats, finish_page, queue_fields, save_field
 from review.store import (
     CellRow,
     Correction,
@@ -28,7 +28,7 @@ from review.store import (
     StaleVersionError,
     open_store,
 )
-from review_support import CLEAN_PDF, FLAGGED_PDF, Queue
+from review_queue.review_support import CLEAN_PDF, FLAGGED_PDF, Queue
 
 EXTRACT_KEYS = {"source", "record", "flags", "status"}
 
@@ -48,8 +48,8 @@ def test_migrations_make_the_schema_and_reopening_changes_nothing(db_url, tmp_pa
     again.close()
 
 
-def test_a_stored_page_keeps_image_cells_readings_record_and_flags(queue: Queue, extractions):
-    flagged: PageExtraction = extractions["flagged"]
+def test_a_stored_page_keeps_image_cells_readings_record_and_flags(queue: Queue, flagged_extraction):
+    flagged: PageExtraction = flagged_extraction
     stored = page(queue, queue.flagged_id)
     assert stored.status == "needs_review" and stored.version == 1 and not stored.audit_sample
     assert stored.record == flagged.result.record.model_dump(mode="json")
@@ -76,36 +76,52 @@ def test_storing_the_same_page_again_is_a_no_op(queue: Queue, extractions):
         assert session.scalar(select(func.count()).select_from(PageRow)) == 2
 
 
-def test_saves_revalidate_and_a_page_without_flags_is_corrected(queue: Queue):
+def ocr_fields(extraction: PageExtraction) -> list[str]:
+    return list(dict.fromkeys(f.field for f in extraction.result.flags if f.reason in OCR_REASONS))
+
+
+def test_saves_revalidate_and_a_page_without_flags_is_corrected(queue: Queue, flagged_extraction):
     with queue.store.transaction() as session:
-        fields = {e["field"] for e in queue_fields(session, status="needs_review")}
-    assert fields == {"project_name", "indicators[6].level1"}
+        entries = queue_fields(session, status="needs_review")
+    values = {e["field"]: e["value"] for e in entries}
+    assert {e["reason"] for e in entries if e["field"] == "funds[0].execution_rate"} == {"rule:execution_rate"}
+    assert (values["funds[0].execution_rate"], values["total_score"]) == ("95.5", "90")
     with queue.store.transaction() as session:
-        first = save_field(session, queue.flagged_id, "project_name", "网络系统运营经费（宝信息委【2019】53号）", 1, "alice")
-    assert first.version == 2 and first.status == "needs_review"
-    assert [f.field for f in first.flags] == ["indicators[6].level1"]
+        typed = save_field(session, queue.flagged_id, "funds[0].execution_rate", "99.55%", 1, "alice")
+    assert typed.version == 2 and typed.status == "needs_review" and typed.record.funds[0].execution_rate == 99.55
+    still = {(f.field, f.reason): f for f in typed.flags}
+    assert ("funds[0].execution_rate", "rule:execution_rate") not in still
+    assert still[("total_score", "rule:scores_sum")].proposal == "100"
     with queue.store.transaction() as session:
-        second = save_field(session, queue.flagged_id, "indicators[6].level1", "满意度指标", 2, "bob")
-    assert second.flags == [] and second.status == "corrected"
+        accepted = save_field(session, queue.flagged_id, "total_score", "100", 2, "bob", action="proposal")
+    assert accepted.record.total_score == 100.0 and not [f for f in accepted.flags if f.reason.startswith("rule:")]
+    version = 3
+    for field in ocr_fields(flagged_extraction):  # the readings are right: confirm them as they are
+        with queue.store.transaction() as session:
+            last = save_field(session, queue.flagged_id, field, values[field], version, "alice")
+        version += 1
+    assert last.flags == [] and last.status == "corrected"
     with queue.store.transaction() as session:
         trail = session.scalars(select(Correction).where(Correction.page_id == queue.flagged_id)
                                 .order_by(Correction.id)).all()
-    assert [(c.field, c.action, c.user_name) for c in trail] == [
-        ("project_name", "confirm", "alice"), ("indicators[6].level1", "confirm", "bob")]
+    assert [(c.field, c.old_value, c.new_value, c.action, c.user_name) for c in trail[:2]] == [
+        ("funds[0].execution_rate", "95.5", "99.55", "edit", "alice"), ("total_score", "90", "100", "proposal", "bob")]
+    assert {c.action for c in trail[2:]} <= {"confirm"}
 
 
-def test_a_broken_rule_is_flagged_with_its_proposal_and_accepting_it_closes_the_flag(queue: Queue):
+def test_a_rule_broken_on_purpose_can_be_confirmed_and_bad_values_are_refused(queue: Queue):
     with queue.store.transaction() as session:
-        broken = save_field(session, queue.flagged_id, "funds[0].execution_rate", "95.5%", 1, "alice")
-    rule = next(f for f in broken.flags if f.reason == "rule:execution_rate")
-    assert rule.field == "funds[0].execution_rate" and rule.proposal == "99.55"
-    assert broken.record.funds[0].execution_rate == 95.5
-    with queue.store.transaction() as session:
-        fixed = save_field(session, queue.flagged_id, rule.field, rule.proposal, 2, "alice", action="proposal")
-    assert fixed.record.funds[0].execution_rate == 99.55
-    assert not [f for f in fixed.flags if f.reason.startswith("rule:")]
+        other = save_field(session, queue.flagged_id, "funds[0].execution_rate", "97%", 1, "alice")
+    rule = next(f for f in other.flags if f.reason == "rule:execution_rate")
+    assert rule.proposal == "99.55" and other.record.funds[0].execution_rate == 97.0
+    with queue.store.transaction() as session:  # Enter on the unchanged value: the form really says so
+        confirmed = save_field(session, queue.flagged_id, "funds[0].execution_rate", "97", 2, "alice")
+    assert "rule:execution_rate" not in {f.reason for f in confirmed.flags}
     with pytest.raises(FieldValueError), queue.store.transaction() as session:
         save_field(session, queue.flagged_id, "funds[0].executed", "twelve", 3, "alice")
+    with pytest.raises(FieldValueError), queue.store.transaction() as session:
+        save_field(session, queue.flagged_id, "funds[9].executed", "1", 3, "alice")
+    assert page(queue, queue.flagged_id).version == 3  # refused saves change nothing
 
 
 def test_two_reviewers_saving_the_same_version_one_wins_the_other_gets_409_nothing_lost(queue: Queue):
@@ -166,7 +182,8 @@ def test_audit_sample_is_deterministic_settable_and_measures_the_error_rate(queu
     assert (stats["checked"], stats["wrong"], stats["error_rate"]) == (1, 0, 0.0)
 
 
-def test_export_has_extracts_shape_with_corrections_remaining_flags_and_the_audit_trail(queue: Queue, tmp_path):
+def test_export_has_extracts_shape_with_corrections_remaining_flags_and_the_audit_trail(queue: Queue, tmp_path,
+                                                                                        flagged_extraction):
     with queue.store.transaction() as session:
         save_field(session, queue.flagged_id, "project_name", "网络系统运营经费（更正）", 1, "alice")
     out = tmp_path / "records.jsonl"
@@ -176,7 +193,10 @@ def test_export_has_extracts_shape_with_corrections_remaining_flags_and_the_audi
     results = [PageResult.model_validate(line) for line in lines]
     flagged = next(r for r in results if r.source.file.endswith("seed-1.pdf"))
     assert flagged.record.project_name == "网络系统运营经费（更正）"
-    assert [f.field for f in flagged.flags] == ["indicators[6].level1"] and flagged.status.value == "needs_review"
+    expected = [(f.field, f.reason) for f in flagged_extraction.result.flags
+                if not (f.field == "project_name" and f.reason in OCR_REASONS)]
+    assert sorted((f.field, f.reason) for f in flagged.flags) == sorted(expected)
+    assert flagged.status.value == "needs_review"
     clean = next(r for r in results if r.source.file.endswith("seed-2.pdf"))
     assert clean.status.value == "auto_accepted" and clean.flags == []
     trail = list(csv.DictReader((tmp_path / "trail.csv").open(encoding="utf-8-sig")))
@@ -186,7 +206,7 @@ def test_export_has_extracts_shape_with_corrections_remaining_flags_and_the_audi
     rows = list(csv.DictReader((tmp_path / "fields.csv").open(encoding="utf-8-sig")))
     assert {"field": "project_name", "value": "网络系统运营经费（更正）"}.items() <= next(
         r for r in rows if r["field"] == "project_name").items()
-    assert next(r for r in rows if r["field"] == "indicators[6].level1")["flags"] == "low_confidence"
+    assert next(r for r in rows if r["field"] == "funds[0].execution_rate")["flags"] == "rule:execution_rate"
 
     assert export(queue.store, "xlsx", tmp_path / "records.xlsx") == 2
     book = load_workbook(tmp_path / "records.xlsx")

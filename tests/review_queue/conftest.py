@@ -17,19 +17,32 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from models import Flag, PageStatus
 from pipeline.extract import PageExtraction, extract_page_full
 from pipeline.lexicon import Lexicon
 from pipeline.ocr import CellReader
 from pipeline.read import read_pages
 from review import auth
+from pipeline.validate import rule_flags
 from review.ingest import file_sha256, store_extraction
+from review.queue import OCR_REASONS
 from review.store import Batch, open_store
-from review_support import CLEAN_PDF, FLAGGED_PDF, PASSWORDS, ROOT, CachingReader, Queue
+from review_queue.review_support import (
+    CLEAN_PDF,
+    FLAGGED_PDF,
+    MISREAD_RATE,
+    MISREAD_TOTAL,
+    PASSWORDS,
+    ROOT,
+    CachingReader,
+    Queue,
+)
 
 @pytest.fixture(scope="session")
 def ocr_reader() -> Iterator[CachingReader]:
@@ -46,8 +59,24 @@ def extractions(ocr_reader: CachingReader) -> dict[str, PageExtraction]:
     for name, pdf in (("flagged", FLAGGED_PDF), ("clean", CLEAN_PDF)):
         page = next(iter(read_pages(pdf, [1])))
         found[name] = extract_page_full(page, ocr_reader, Lexicon.builtin())
-    assert found["flagged"].result.flags and not found["clean"].result.flags
+    assert not found["clean"].result.flags, found["clean"].result.flags
     return found
+
+
+@pytest.fixture(scope="session")
+def flagged_extraction(extractions: dict[str, PageExtraction]) -> PageExtraction:
+    """seed-1 as read, with two misreadings the form's rules catch: 执行率 99.55 read as 95.5 and
+    总分 得分 100 read as 90. So the page has rule flags with proposals whatever OCR flags it has."""
+    real = extractions["flagged"]
+    record = real.result.record.model_copy(deep=True)
+    assert (record.funds[0].execution_rate, record.total_score) == (99.55, 100.0)
+    record.funds[0].execution_rate, record.total_score = MISREAD_RATE, MISREAD_TOTAL
+    flags: dict[tuple[str, str], Flag] = {}
+    for flag in [f for f in real.result.flags if f.reason in OCR_REASONS] + list(rule_flags(record)):
+        flags.setdefault((flag.field, flag.reason), flag)
+    result = real.result.model_copy(update={"record": record, "flags": list(flags.values()),
+                                            "status": PageStatus.NEEDS_REVIEW})
+    return replace(real, result=result)
 
 
 # --- databases --------------------------------------------------------------------------
@@ -94,7 +123,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def queue(db_url: str, tmp_path: Path, extractions: dict[str, PageExtraction]) -> Iterator[Queue]:
+def queue(db_url: str, tmp_path: Path, extractions: dict[str, PageExtraction],
+          flagged_extraction: PageExtraction) -> Iterator[Queue]:
     store = open_store(db_url, tmp_path / "store")
     with store.transaction() as session:
         batch = Batch(name="fixtures")
@@ -105,9 +135,10 @@ def queue(db_url: str, tmp_path: Path, extractions: dict[str, PageExtraction]) -
             auth.set_password(session, name, password)
         token = auth.create_api_token(session, "alice")
     ids = {}
-    for name, pdf in (("flagged", FLAGGED_PDF), ("clean", CLEAN_PDF)):
+    for name, pdf, extraction in (("flagged", FLAGGED_PDF, flagged_extraction),
+                                  ("clean", CLEAN_PDF, extractions["clean"])):
         stored = store_extraction(store, batch_id, str(pdf.relative_to(ROOT)), file_sha256(pdf), 1,
-                                  extractions[name], audit_rate=1.0)
+                                  extraction, audit_rate=1.0)
         ids[name] = stored.id
     yield Queue(store, ids["flagged"], ids["clean"], token)
     store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,14 +11,14 @@ from fastapi.testclient import TestClient
 
 from review.app import create_app
 from review.store import open_store
-from review_support import ROOT
+from review_queue.review_support import ROOT
 
 PAGE = ROOT / "fixtures" / "scans" / "seed-4.pdf"
 
 
 def formscan(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "formscan", *args], capture_output=True, text=True, input=stdin,
-                          cwd=ROOT, timeout=600, env={**__import__("os").environ, "OMP_THREAD_LIMIT": "1"})
+                          cwd=ROOT, timeout=600, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
 
 
 def test_ingest_user_token_and_export_from_the_command_line(tmp_path):
@@ -46,5 +47,6 @@ def test_ingest_user_token_and_export_from_the_command_line(tmp_path):
     [line] = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
     assert line["source"] == {"file": str(PAGE), "page": 1} and line["status"] in ("auto_accepted", "needs_review")
     assert line["record"]["form_type"] == "project_performance_self_evaluation"
-    assert formscan("export", "--format", "xlsx", "-o", str(tmp_path / "r.xlsx"), "--status", "rejected", *db).returncode == 0
+    xlsx = formscan("export", "--format", "xlsx", "-o", str(tmp_path / "r.xlsx"), "--status", "rejected", *db)
+    assert xlsx.returncode == 0 and (tmp_path / "r.xlsx").stat().st_size > 0
     assert formscan("export", "--format", "csv", "-o", str(tmp_path / "r.csv"), "--status", "bogus", *db).returncode == 2
