@@ -53,8 +53,7 @@ def main() -> None:
             scan_path = args.truth.parent / truth["file"]
             for page, page_truth in zip(read_pages(scan_path), truth["pages"]):
                 image = rotate(page.image, -page_truth["scan"]["skew_deg"])
-                if not page.was_colour:
-                    image = erase_seals(image, page.dpi)
+                image = erase_seals(image, page.dpi, ghost=page.was_colour)
                 grid = true_grid(page_truth, page.dpi)
                 texts = {cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells}
                 assembled = assemble_record(grid, texts, read_header(image, grid.row_edges[0], page.dpi, reader))

@@ -53,10 +53,9 @@ def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = 
         upright = rotate_upright(page.image, detect_orientation(page.image))
         image, _angle = deskew(upright)
         grid = detect_grid(image)
-        # Cells are read with the seal's ink erased (on colour scans the red channel already
-        # dropped it). The grid is found before: erasing can also thin a faded rule.
-        if not page.was_colour:
-            image = erase_seals(image, page.dpi)
+        # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
+        # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
+        image = erase_seals(image, page.dpi, ghost=page.was_colour)
         texts: dict[Cell, CellText] = {
             cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells
         }

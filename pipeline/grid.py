@@ -91,7 +91,8 @@ A4_SHORT_MM = 210.0
 OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
 SMOOTH_MM = 0.25  # averaging along the rule before thresholding; below the gap between glyphs
 MIN_DARKNESS = 28.0
-FAINT_DARKNESS = 16.0  # holes in a rule are filled where it is this dark (paper noise < ~12)
+FAINT_DARKNESS = 16.0  # holes in a faint rule are filled where it is this dark (paper noise < ~12)
+FAINT_MAX = 2.0  # a faint rule is below this multiple of the threshold (black ink is far above)
 SIDE_MM = 0.5  # paper is looked for this far either side of a rule (rules <= 0.35 mm)
 CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
@@ -107,6 +108,7 @@ MIN_RUN_MM = 2.0  # ... and at least this
 MIN_HIDDEN_MM = 1.0  # a rule's line hidden this long by ink beside it is unseen, not absent
 HIDDEN_SHADE = 0.85  # "ink beside": the lighter side is below this fraction of the paper level
 HIDDEN_BAND_MM = 0.9  # ... over this width (seal rings are ~1.2 mm, glyph strokes < 0.5 mm)
+PAPER_SHADE = 0.93  # ... while the other side is paper (at least this fraction of the paper level)
 SHORT_OPEN_MM = 2.0  # stubs of a broken rule next to a crossing can be this short
 LONG_FOR_SLOPE_MM = 20.0
 CLUTTER_NEAR_MM = 0.4  # parallel strokes are looked for between these distances
@@ -197,27 +199,33 @@ def _sides(gray: np.ndarray, d: int, horizontal: bool) -> tuple[np.ndarray, np.n
     return before, after
 
 
-def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> np.ndarray:
+def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
     """How much darker each pixel is than the paper on *both* sides across the line.
 
     A thin rule has paper on both sides; the edge of a solid area (seal star, blot) or
     the inside of a thick seal ring does not, so they score ~0 here.
+    Returns (relative, absolute): relative to the local paper level, ink multiplies,
+    so a rule under a grey seal keeps its contrast ratio while the absolute difference
+    shrinks with the seal's shade. Inside dense text the relative one also lifts faint
+    glyph detail, so glyph strokes are looked for in the absolute one.
     """
     before, after = _sides(gray, max(3, int(round(SIDE_MM * ppm))), horizontal)
     paper = np.minimum(before, after)
-    # Relative to the local paper level: ink multiplies, so a rule under a grey seal keeps
-    # its contrast ratio while the absolute difference shrinks with the seal's shade.
-    return cv2.divide(cv2.subtract(paper, gray), paper, scale=255)
+    absolute = cv2.subtract(paper, gray)
+    return cv2.divide(absolute, paper, scale=255), absolute
 
 
 def _hidden(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: float) -> np.ndarray:
-    """Where a broad band of ink (seal ring or star, >= HIDDEN_BAND_MM) lies right beside the line.
+    """Where a broad band of ink (seal ring or star) runs along one side of the line.
 
-    A faded rule there can be lighter than its surroundings: neither seen nor absent.
-    Glyph strokes are too thin to count.
+    A faded rule there can be lighter than the ink beside it, so the darkness test
+    cannot see it: neither seen nor absent. The other side is paper: a tinted cell is
+    dark on both sides, and any rule in it still shows. The band must be >=
+    HIDDEN_BAND_MM wide: glyph strokes are too thin to count.
     """
     before, after = _sides(gray, max(3, int(round(HIDDEN_BAND_MM * ppm))), horizontal)
-    return (np.minimum(before, after) < HIDDEN_SHADE * paper_level).astype(np.uint8)
+    darker, lighter = np.minimum(before, after), np.maximum(before, after)
+    return ((darker < HIDDEN_SHADE * paper_level) & (lighter >= PAPER_SHADE * paper_level)).astype(np.uint8)
 
 
 def _threshold(dark: np.ndarray) -> int:
@@ -249,26 +257,24 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: flo
     def across(n: int) -> np.ndarray:
         return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
 
-    smooth = cv2.blur(_line_darkness(gray, ppm, horizontal), (s, 1) if horizontal else (1, s))
+    relative, absolute = _line_darkness(gray, ppm, horizontal)
+    smooth = cv2.blur(relative, (s, 1) if horizontal else (1, s))
     threshold = _threshold(smooth)
     dark = (smooth >= threshold).astype(np.uint8)
-    # A 1 px rule lying between two pixel rows shows in one row here, in the other
-    # there: a line kernel needs it continuous, so every pixel also claims the next row.
-    # (Positions found on this mask are half a pixel low; _segments corrects them.)
-    joined = cv2.dilate(dark, across(2))
-    # A faded rule at low resolution is barely above the threshold and noise punches
-    # holes in it. Short holes are filled where the line is still fainter-dark; the
-    # paper between two glyphs, or a broken rule's gap, is not dark at all.
-    faint = cv2.dilate((smooth >= max(FAINT_DARKNESS, threshold / 2)).astype(np.uint8), across(2))
-    joined |= faint & cv2.morphologyEx(joined, cv2.MORPH_CLOSE, along(k_join))
-    strokes = cv2.morphologyEx(joined, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
+    joined = dark
+    short_kernel = along(max(5, int(round(SHORT_OPEN_MM * ppm))))
+    runs = cv2.morphologyEx(joined, cv2.MORPH_OPEN, short_kernel)
     # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
     # keeps a rule that a seal arc touches from being dropped with it.
-    blobs = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across(k_thick))
-    strokes[blobs > 0] = 0
-    long = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
+    runs[cv2.morphologyEx(runs, cv2.MORPH_OPEN, across(k_thick)) > 0] = 0
+    long = cv2.morphologyEx(runs, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
     # Re-join pieces split by noise or the cut-outs above.
     long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
+    # Glyph strokes for the clutter test, from the plain absolute mask: the joined one
+    # would thicken them and fuse stroke fragments into runs.
+    smooth_abs = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
+    strokes = cv2.morphologyEx((smooth_abs >= _threshold(smooth_abs)).astype(np.uint8), cv2.MORPH_OPEN, short_kernel)
+    strokes[cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across(k_thick)) > 0] = 0
     return _Masks(long, strokes, dark, _hidden(gray, ppm, horizontal, paper_level))
 
 
@@ -294,14 +300,15 @@ def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) ->
     return max(float(sides[0].mean()), float(sides[1].mean()))
 
 
-def _segments(mask: np.ndarray, horizontal: bool, ppm: float, binary: np.ndarray | None = None) -> list[_Segment]:
+def _segments(mask: np.ndarray, horizontal: bool, ppm: float, strokes: np.ndarray | None = None) -> list[_Segment]:
+    """Straight pieces of a line mask; long ones with glyph strokes beside them (``strokes``) are dropped."""
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     max_thick = max(5.0, MAX_THICK_MM * ppm)
     segs = []
     for i in range(1, n):
         x, y, w, h, area = stats[i]
         length = w if horizontal else h
-        thick = max(1.0, area / max(length, 1) - 1.0)  # the mask is 1 px thicker (_line_masks)
+        thick = area / max(length, 1)
         if thick > 2 * max_thick:  # thick blobs were cut out already; this only drops debris
             continue
         slope = 0.0
@@ -310,14 +317,15 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float, binary: np.ndarray
             a, b = (xs, ys) if horizontal else (ys, xs)
             a = a - a.mean()
             slope = float(np.dot(a, b - b.mean()) / max(np.dot(a, a), 1e-9))
+        cx, cy = float(centroids[i][0]), float(centroids[i][1])
         if horizontal:
-            seg = _Segment(float(centroids[i][1]) - 0.5, int(x), int(x + w), thick, float(centroids[i][0]), slope)
+            seg = _Segment(cy, int(x), int(x + w), thick, cx, slope)
         else:
-            seg = _Segment(float(centroids[i][0]) - 0.5, int(y), int(y + h), thick, float(centroids[i][1]), slope)
-        if binary is not None and length >= STRONG_MM * ppm:
+            seg = _Segment(cx, int(y), int(y + h), thick, cy, slope)
+        if strokes is not None and length >= STRONG_MM * ppm:
             # Only long pieces are checked: they are accepted as rules on their own,
             # short ones need crossings at both ends anyway.
-            seg.clutter = _clutter(binary, seg, horizontal, ppm)
+            seg.clutter = _clutter(strokes, seg, horizontal, ppm)
             if seg.clutter > MAX_CLUTTER:
                 continue
         segs.append(seg)
@@ -345,6 +353,11 @@ def _on_line(rule: _Rule, seg: _Segment, line_tol: float) -> bool:
     return abs(seg.pos - (pos + slope * (seg.mid - ref))) <= line_tol
 
 
+def _passes(rule: _Rule, pos: float, tol: float, line_tol: float) -> bool:
+    """Does a piece on the rule's own line run past ``pos`` (along the rule)?"""
+    return any(s.start - tol <= pos <= s.end + tol and _on_line(rule, s, line_tol) for s in rule.segments)
+
+
 def _bounded(rule: _Rule, cross: list[_Rule], tol: float, line_tol: float) -> _Rule | None:
     """The part of ``rule`` running from one crossing rule to another, mostly covered.
 
@@ -355,10 +368,7 @@ def _bounded(rule: _Rule, cross: list[_Rule], tol: float, line_tol: float) -> _R
     not one rule); pieces outside the span (text beyond the table on the same line) are
     dropped so they cannot pull the rule's position. None if there is no such span.
     """
-    through = sorted(
-        c.pos for c in cross
-        if any(s.start - tol <= rule.pos <= s.end + tol and _on_line(c, s, line_tol) for s in c.segments)
-    )
+    through = sorted(c.pos for c in cross if _passes(c, rule.pos, tol, line_tol))
     if len(through) < 2:
         return None
     starts = {p for s in rule.segments for p in through if abs(p - s.start) <= tol}
@@ -570,19 +580,19 @@ def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarra
 
 
 def _short_rules(
-    dark: np.ndarray, cross_dark: np.ndarray, cross: list[_Rule], known: list[float], span: tuple[int, int],
-    horizontal: bool, thick: float, end_px: int, anchor_px: int, min_sep: float,
+    dark: np.ndarray, strokes: np.ndarray, cross: list[_Rule], known: list[float], span: tuple[int, int],
+    horizontal: bool, ppm: float, thick: float, end_px: int, anchor_px: int, min_sep: float, tol: float,
+    line_tol: float,
 ) -> list[_Rule]:
     """Rules too short to be found as straight runs: one crossing band, broken by a gap.
 
     A rule only one row high (主管部门 | 实施单位) with a gap keeps pieces down to 1 mm,
     which no line kernel keeps. Between each pair of neighbouring crossing rules, a
     position is a rule if the raw mask covers >= half the band on its line, reaching both
-    crossing rules, and those rules have ink there (a junction, not the inside of a
+    crossing rules, and both of those run past it (a junction, not the inside of a
     merged cell). Text keeps clear of the rules, so it reaches neither.
-    ``dark``/``cross_dark`` are the masks of the sought and the crossing direction.
     """
-    found: dict[int, _Rule] = {}
+    found: list[_Rule] = []
     lo, hi = span
     for top, bottom in zip(cross, cross[1:]):
         a, b = int(round(top.pos)) + end_px, int(round(bottom.pos)) - end_px
@@ -602,23 +612,17 @@ def _short_rules(
             pos = lo + 1 + float(np.average(np.arange(r0, r1), weights=w))
             if r1 - r0 > thick + 3 or any(abs(pos - k) < min_sep for k in known):
                 continue
-            if not all(_junction(cross_dark, rule.pos, pos, horizontal) for rule in (top, bottom)):
+            if not (_passes(top, pos, tol, line_tol) and _passes(bottom, pos, tol, line_tol)):
                 continue
             seg = _Segment(pos, int(round(top.pos)), int(round(bottom.pos)) + 1, thick, (top.pos + bottom.pos) / 2)
-            key = int(round(pos))
-            near = next((k for k in found if abs(k - key) <= 2), None)
+            if _clutter(strokes, seg, horizontal, ppm) > MAX_CLUTTER:  # a glyph stroke among others
+                continue
+            near = next((r for r in found if abs(r.pos - pos) < min_sep), None)
             if near is None:
-                found[key] = _Rule(pos, [seg])
+                found.append(_Rule(pos, [seg]))
             else:
-                found[near].segments.append(seg)
-    return list(found.values())
-
-
-def _junction(cross_dark: np.ndarray, cross_pos: float, pos: float, horizontal: bool) -> bool:
-    """Has the crossing rule at ``cross_pos`` ink where the sought rule at ``pos`` meets it?"""
-    c, p = int(round(cross_pos)), int(round(pos))
-    window = cross_dark[c - 1 : c + 2, p - 2 : p + 3] if horizontal is False else cross_dark[p - 2 : p + 3, c - 1 : c + 2]
-    return bool(window.size) and float((window > 0).any(axis=0 if horizontal is False else 1).mean()) >= 0.6
+                near.segments.append(seg)
+    return found
 
 
 def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
@@ -657,10 +661,11 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
 
     x_span = (int(round(v_rules[0].pos)), int(round(v_rules[-1].pos)) + 1)
     y_span = (int(round(h_rules[0].pos)), int(round(h_rules[-1].pos)) + 1)
-    new_v = _short_rules(v_masks.dark, h_masks.dark, h_rules, [r.pos for r in v_rules], x_span,
-                         False, thick, end_px, anchor_px, min_sep)
-    new_h = _short_rules(h_masks.dark, v_masks.dark, v_rules, [r.pos for r in h_rules], y_span,
-                         True, thick, end_px, anchor_px, min_sep)
+    line_tol = max(1.5, LINE_TOL_MM * ppm)
+    new_v = _short_rules(v_masks.dark, v_masks.strokes, h_rules, [r.pos for r in v_rules], x_span, False, ppm,
+                         thick, end_px, anchor_px, min_sep, pad, line_tol)
+    new_h = _short_rules(h_masks.dark, h_masks.strokes, v_rules, [r.pos for r in h_rules], y_span, True, ppm,
+                         thick, end_px, anchor_px, min_sep, pad, line_tol)
     v_rules = sorted(v_rules + new_v, key=lambda r: r.pos)
     h_rules = sorted(h_rules + new_h, key=lambda r: r.pos)
 

@@ -1,9 +1,9 @@
 """Erase an official seal's ink from a greyscale page.
 
 A red seal stamped across the table puts its ring, star and arc text over cells
-and rules. On colour scans reading the red channel already makes it nearly
-vanish (see ``read``); on grey scans it stays as mid-grey ink, lighter than
-print. So: find the seal as a circle whose ring is inked nearly all the way
+and rules. On colour scans reading the red channel leaves only a faint ghost
+(see ``read``), which PP-OCR still reads as text; on grey scans it stays as
+mid-grey ink. Both are lighter than print. So: find the seal as a circle whose ring is inked nearly all the way
 round, then inside its disc keep only ink darker than the seal's own grey.
 """
 
@@ -17,6 +17,9 @@ import numpy as np
 WORK_DPI = 60  # circle search on a small copy: a 40 mm seal is still ~95 px across
 RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
 RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
+GHOST_MARGIN = 20  # grey levels below a ghost seal's typical ink that are still erased
+SEAL_INK_FLOOR = 125  # a ring darker than this is drawn in print, not stamped
+RING_CONTRAST = 22  # grey levels below paper: a red seal on a colour scan leaves only a faint ghost in the red channel
 
 
 @dataclass(frozen=True)
@@ -65,16 +68,23 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
         xs = np.clip((x + np.outer(band, np.cos(angles))).astype(int), 0, w - 1)
         ys = np.clip((y + np.outer(band, np.sin(angles))).astype(int), 0, h - 1)
         darkest = image[ys, xs].min(axis=0)
-        inked = darkest < paper - 35
+        inked = darkest < paper - RING_CONTRAST
         coverage = float(inked.mean())
-        if coverage > best_coverage:
+        ink_level = float(np.median(darkest[inked])) if inked.any() else paper
+        # Print is near black; a seal's ink is mid-grey (grey scans) or a faint ghost (red channel).
+        if coverage > best_coverage and ink_level >= SEAL_INK_FLOOR:
             best_coverage = coverage
-            best = Seal(float(x), float(y), float(radius), float(np.median(darkest[inked])))
+            best = Seal(float(x), float(y), float(radius), ink_level)
     return best
 
 
-def erase_seals(image: np.ndarray, dpi: int) -> np.ndarray:
-    """The page with the ink of any seal found lightened to paper, print kept."""
+def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False) -> np.ndarray:
+    """The page with the ink of any seal found lightened to paper, print kept.
+
+    ``ghost``: the page is the red channel of a colour scan, where the seal is only a
+    faint ghost; then only ink about as light as the ghost goes, since the thin strokes
+    of print there are lighter than the print's core and must stay.
+    """
     seals = find_seals(image, dpi)
     if not seals:
         return image
@@ -93,7 +103,10 @@ def erase_seals(image: np.ndarray, dpi: int) -> np.ndarray:
             continue
         text_level = float(np.percentile(ink, 3))
         # Print is darker than the seal; where the seal overlaps print it is darker still.
-        cut = min(seal.ink_level - 15, (seal.ink_level + text_level) / 2)
+        if ghost:
+            cut = seal.ink_level - GHOST_MARGIN
+        else:
+            cut = min(seal.ink_level - 15, (seal.ink_level + text_level) / 2)
         if cut <= text_level + 10:
             continue  # the seal is as dark as print here: erasing would eat the text
         region[disc & (region > cut) & ~_rules(region, paper, per_mm)] = 255
