@@ -6,17 +6,25 @@ Classic rule-mask approach, tuned for scanned forms:
    the rule direction: thin rules (also faded grey ones) score, solid areas and thick
    seal rings do not. BGR input is read through its red channel, where red seal ink
    is paper.
-2. Threshold, then open with a 2 mm line kernel (coverage mask, keeps stubs of broken
-   rules) and a 5 mm one (rule finding: text, seal strokes and stacked vertical labels
-   drop out). Long pieces with glyph strokes right beside them (lined-up text) are dropped.
+2. Threshold: the coverage mask (keeps stubs of broken rules). Opened with a 2 mm line
+   kernel: glyph strokes (the clutter test); then a 5 mm one: rule finding (text, seal
+   strokes and stacked vertical labels drop out). Long pieces with glyph strokes right
+   beside them (lined-up text) are dropped.
 3. Pieces are clustered by position into rules. A rule is accepted if it has a piece
    >= 15 mm, or if it runs from one accepted perpendicular rule to another (short
    rules inside one row). Rules closer than 3.5 mm are one rule (real ones are >= 4 mm apart).
-4. Each fine-cell edge is a boundary if the coverage mask, sampled on the rule's own
-   centre line (+-1 px), covers >= 42 % of it in pieces of >= 1/4 of it and reaches a
-   crossing: what a broken rule keeps (a gap never covers a crossing nor more than half
-   a piece), and what text or seal strokes on a merged cell's missing-rule line lack.
-5. Union-find over absent edges gives the spanning cells.
+   Only crossing rules that really pass there count, and the pieces must be collinear:
+   lined-up glyph strokes in a merged cell or a large title are not bounded that way.
+4. Rules only one row/column long whose broken pieces are all < 5 mm are looked for
+   band by band between neighbouring crossing rules (_short_rules).
+5. Each fine-cell edge is a boundary if the coverage mask, sampled on the rule's own
+   centre line (+-1 px), covers >= 42 % of it and is attached to both crossings (a
+   broken rule's gap never covers a crossing nor more than half a piece), or to one
+   crossing with a piece of >= 1/4 of it. Text or seal strokes on a merged cell's
+   missing-rule line are attached to neither. Coverage uses darkness *relative* to the
+   local paper (a rule under a grey seal keeps its contrast ratio), and stretches where
+   a seal ring or star runs along the line are left out as unseen.
+6. Union-find over absent edges gives the spanning cells.
 """
 
 from __future__ import annotations
@@ -91,8 +99,6 @@ A4_SHORT_MM = 210.0
 OPEN_MM = 5.0  # line kernel: longer than text strokes, shorter than one row height
 SMOOTH_MM = 0.25  # averaging along the rule before thresholding; below the gap between glyphs
 MIN_DARKNESS = 28.0
-FAINT_DARKNESS = 16.0  # holes in a faint rule are filled where it is this dark (paper noise < ~12)
-FAINT_MAX = 2.0  # a faint rule is below this multiple of the threshold (black ink is far above)
 SIDE_MM = 0.5  # paper is looked for this far either side of a rule (rules <= 0.35 mm)
 CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
@@ -106,7 +112,7 @@ STRONG_COVER = 0.85  # ... and with this much, attached or not
 MIN_RUN_FRACTION = 0.25  # its longest piece covers this much of the edge
 MIN_RUN_MM = 2.0  # ... and at least this
 MIN_HIDDEN_MM = 1.0  # a rule's line hidden this long by ink beside it is unseen, not absent
-HIDDEN_SHADE = 0.85  # "ink beside": the lighter side is below this fraction of the paper level
+HIDDEN_SHADE = 0.85  # "ink beside": one side is below this fraction of the paper level
 HIDDEN_BAND_MM = 0.9  # ... over this width (seal rings are ~1.2 mm, glyph strokes < 0.5 mm)
 PAPER_SHADE = 0.93  # ... while the other side is paper (at least this fraction of the paper level)
 SHORT_OPEN_MM = 2.0  # stubs of a broken rule next to a crossing can be this short
@@ -243,7 +249,7 @@ class _Masks:
     long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
     strokes: np.ndarray  # straight runs >= SHORT_OPEN_MM, thick blobs cut out: text strokes too
     dark: np.ndarray  # every pixel dark enough: measures edge coverage (keeps stubs of broken rules)
-    hidden: np.ndarray  # ink on both sides across the line (seal ring or star): a rule cannot show
+    hidden: np.ndarray  # a broad band of ink (seal ring, star) along one side: a faded rule cannot show
 
 
 def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: float) -> _Masks:
@@ -258,23 +264,19 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: flo
         return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
 
     relative, absolute = _line_darkness(gray, ppm, horizontal)
-    smooth = cv2.blur(relative, (s, 1) if horizontal else (1, s))
-    threshold = _threshold(smooth)
-    dark = (smooth >= threshold).astype(np.uint8)
-    joined = dark
-    short_kernel = along(max(5, int(round(SHORT_OPEN_MM * ppm))))
-    runs = cv2.morphologyEx(joined, cv2.MORPH_OPEN, short_kernel)
+    smooth_abs = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
+    strokes = (smooth_abs >= _threshold(smooth_abs)).astype(np.uint8)
+    strokes = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
     # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
     # keeps a rule that a seal arc touches from being dropped with it.
-    runs[cv2.morphologyEx(runs, cv2.MORPH_OPEN, across(k_thick)) > 0] = 0
-    long = cv2.morphologyEx(runs, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
+    strokes[cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across(k_thick)) > 0] = 0
+    long = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
     # Re-join pieces split by noise or the cut-outs above.
     long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
-    # Glyph strokes for the clutter test, from the plain absolute mask: the joined one
-    # would thicken them and fuse stroke fragments into runs.
-    smooth_abs = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
-    strokes = cv2.morphologyEx((smooth_abs >= _threshold(smooth_abs)).astype(np.uint8), cv2.MORPH_OPEN, short_kernel)
-    strokes[cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across(k_thick)) > 0] = 0
+    # Coverage is judged on the relative darkness: where a grey seal lies over a rule,
+    # the rule keeps its contrast ratio to the seal though not its absolute difference.
+    smooth_rel = cv2.blur(relative, (s, 1) if horizontal else (1, s))
+    dark = (smooth_rel >= _threshold(smooth_rel)).astype(np.uint8)
     return _Masks(long, strokes, dark, _hidden(gray, ppm, horizontal, paper_level))
 
 
@@ -588,9 +590,10 @@ def _short_rules(
 
     A rule only one row high (主管部门 | 实施单位) with a gap keeps pieces down to 1 mm,
     which no line kernel keeps. Between each pair of neighbouring crossing rules, a
-    position is a rule if the raw mask covers >= half the band on its line, reaching both
-    crossing rules, and both of those run past it (a junction, not the inside of a
-    merged cell). Text keeps clear of the rules, so it reaches neither.
+    position is a rule if the coverage mask covers >= half the band on its line (a gap
+    takes at most half), reaching both crossing rules, both of those run past it (a
+    junction, not the inside of a merged cell), and it has paper beside it. Text keeps
+    clear of the rules, so it reaches neither. ``span``: the table's extent across.
     """
     found: list[_Rule] = []
     lo, hi = span
@@ -598,8 +601,8 @@ def _short_rules(
         a, b = int(round(top.pos)) + end_px, int(round(bottom.pos)) - end_px
         if b - a < 2 * anchor_px + 2 or hi - lo < 3:
             continue
-        band = dark[a:b, lo:hi] if horizontal is False else dark[lo:hi, a:b].T
-        band = band > 0
+        # Rows: along the sought rule; columns: its candidate positions.
+        band = (dark[lo:hi, a:b].T if horizontal else dark[a:b, lo:hi]) > 0
         wide = band[:, 1:-1] | band[:, :-2] | band[:, 2:]  # +-1 px across the sought line
         cover = wide.mean(axis=0)
         ok = (cover >= 0.5) & (wide[:anchor_px].mean(axis=0) >= 0.7) & (wide[-anchor_px:].mean(axis=0) >= 0.7)

@@ -71,7 +71,8 @@ def flagged_extraction(extractions: dict[str, PageExtraction]) -> PageExtraction
     real = extractions["flagged"]
     # The record is the page's ground truth, so these tests do not move with OCR accuracy;
     # the cells, readings and OCR flags are what the engines really produced.
-    truth = json.loads((ROOT / "fixtures" / "truth" / "seed-1.json").read_text(encoding="utf-8"))["pages"][0]["record"]
+    truth_file = ROOT / "fixtures" / "truth" / "seed-1.json"
+    truth = json.loads(truth_file.read_text(encoding="utf-8"))["pages"][0]["record"]
     record = FormRecord.model_validate({key: value for key, value in truth.items() if key in FormRecord.model_fields})
     assert (record.funds[0].execution_rate, record.total_score) == (99.55, 100.0)
     record.funds[0].execution_rate, record.total_score = MISREAD_RATE, MISREAD_TOTAL

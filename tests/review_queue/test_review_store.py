@@ -112,7 +112,7 @@ def test_a_rule_broken_on_purpose_can_be_confirmed_and_bad_values_are_refused(qu
     assert rule.proposal == "99.55" and other.record.funds[0].execution_rate == 97.0
     with queue.store.transaction() as session:  # Enter on the unchanged value: the form really says so
         confirmed = save_field(session, queue.flagged_id, "funds[0].execution_rate", "97", 2, "alice")
-    assert "rule:execution_rate" not in {f.reason for f in confirmed.flags}
+    assert ("funds[0].execution_rate", "rule:execution_rate") not in {(f.field, f.reason) for f in confirmed.flags}
     with pytest.raises(FieldValueError), queue.store.transaction() as session:
         save_field(session, queue.flagged_id, "funds[0].executed", "twelve", 3, "alice")
     with pytest.raises(FieldValueError), queue.store.transaction() as session:
