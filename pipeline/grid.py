@@ -221,19 +221,6 @@ def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> tuple[np.n
     return cv2.divide(absolute, paper, scale=255), absolute
 
 
-def _hidden(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: float) -> np.ndarray:
-    """Where a broad band of ink (seal ring or star) runs along one side of the line.
-
-    A faded rule there can be lighter than the ink beside it, so the darkness test
-    cannot see it: neither seen nor absent. The other side is paper: a tinted cell is
-    dark on both sides, and any rule in it still shows. The band must be >=
-    HIDDEN_BAND_MM wide: glyph strokes are too thin to count.
-    """
-    before, after = _sides(gray, max(3, int(round(HIDDEN_BAND_MM * ppm))), horizontal)
-    darker, lighter = np.minimum(before, after), np.maximum(before, after)
-    return ((darker < HIDDEN_SHADE * paper_level) & (lighter >= PAPER_SHADE * paper_level)).astype(np.uint8)
-
-
 def _threshold(dark: np.ndarray) -> int:
     # Noise level of the smoothed darkness over paper (most pixels are paper).
     sample = dark[::4, ::4]
@@ -249,10 +236,9 @@ class _Masks:
     long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
     strokes: np.ndarray  # straight runs >= SHORT_OPEN_MM, thick blobs cut out: text strokes too
     dark: np.ndarray  # every pixel dark enough: measures edge coverage (keeps stubs of broken rules)
-    hidden: np.ndarray  # a broad band of ink (seal ring, star) along one side: a faded rule cannot show
 
 
-def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: float) -> _Masks:
+def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
     s = _odd(SMOOTH_MM * ppm)
     k_thick = int(math.ceil(max(5.0, MAX_THICK_MM * ppm))) + 1
     k_join = _odd(JOIN_MM * ppm)
@@ -277,7 +263,7 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, paper_level: flo
     # the rule keeps its contrast ratio to the seal though not its absolute difference.
     smooth_rel = cv2.blur(relative, (s, 1) if horizontal else (1, s))
     dark = (smooth_rel >= _threshold(smooth_rel)).astype(np.uint8)
-    return _Masks(long, strokes, dark, _hidden(gray, ppm, horizontal, paper_level))
+    return _Masks(long, strokes, dark)
 
 
 def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) -> float:
@@ -350,14 +336,16 @@ def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
     return sorted(rules, key=lambda r: r.pos)
 
 
-def _on_line(rule: _Rule, seg: _Segment, line_tol: float) -> bool:
+def _on_line(rule: _Rule, line_tol: float) -> list[_Segment]:
+    """The rule's pieces lying on the line of its longest piece."""
     pos, slope, ref = rule.line()
-    return abs(seg.pos - (pos + slope * (seg.mid - ref))) <= line_tol
+    return [s for s in rule.segments if abs(s.pos - (pos + slope * (s.mid - ref))) <= line_tol]
 
 
 def _passes(rule: _Rule, pos: float, tol: float, line_tol: float) -> bool:
     """Does a piece on the rule's own line run past ``pos`` (along the rule)?"""
-    return any(s.start - tol <= pos <= s.end + tol and _on_line(rule, s, line_tol) for s in rule.segments)
+    spanning = [s for s in rule.segments if s.start - tol <= pos <= s.end + tol]
+    return bool(spanning) and any(s in spanning for s in _on_line(rule, line_tol))
 
 
 def _bounded(rule: _Rule, cross: list[_Rule], tol: float, line_tol: float) -> _Rule | None:
@@ -382,7 +370,7 @@ def _bounded(rule: _Rule, cross: list[_Rule], tol: float, line_tol: float) -> _R
                 continue
             inside = [s for s in rule.segments if s.start >= lo - tol and s.end <= hi + tol]
             part = _Rule(rule.pos, inside)
-            part.segments = [s for s in inside if _on_line(part, s, line_tol)]
+            part.segments = _on_line(part, line_tol)
             if (
                 any(abs(s.start - lo) <= tol for s in part.segments)
                 and any(abs(s.end - hi) <= tol for s in part.segments)
@@ -481,13 +469,31 @@ def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, h
     return prof
 
 
-def _unseen(hidden: np.ndarray, covered: np.ndarray, min_px: int) -> np.ndarray:
-    """Stretches of a rule's line hidden by ink beside it, >= min_px long and not covered.
+def _unseen(
+    gray: np.ndarray, rule: _Rule, lo: int, hi: int, band_px: int, paper_level: float, covered: np.ndarray,
+    min_px: int, horizontal: bool,
+) -> np.ndarray:
+    """Stretches of a rule's line where a faded rule could not be seen, not covered.
 
-    Short ones are left out: inside text, a glyph's strokes darken the sides of a
-    stroke crossing the line, and that must not excuse a missing rule.
+    That is where a broad band of ink (seal ring or star, >= band_px wide) runs along
+    one side of the line: a faded rule can be lighter than it, so the darkness test
+    cannot see the rule. The other side must be paper: a tinted cell is dark on both
+    sides, and a rule in it still shows. Stretches shorter than min_px are left out:
+    glyph strokes beside the line must not excuse a missing rule.
     """
-    hidden = hidden & ~covered
+    pos, slope, ref = rule.line()
+    t = np.clip(np.arange(lo, hi), 0, (gray.shape[1] if horizontal else gray.shape[0]) - 1)
+    centre = np.rint(pos + slope * (np.arange(lo, hi) - ref)).astype(np.int64)
+    limit = gray.shape[0] if horizontal else gray.shape[1]
+    sides = []
+    for sign in (-1, 1):
+        lightest = np.zeros(hi - lo, dtype=np.uint8)
+        for o in range(1, band_px + 1):
+            c = np.clip(centre + sign * o, 0, limit - 1)
+            np.maximum(lightest, gray[c, t] if horizontal else gray[t, c], out=lightest)
+        sides.append(lightest)
+    darker, lighter = np.minimum(*sides), np.maximum(*sides)
+    hidden = (darker < HIDDEN_SHADE * paper_level) & (lighter >= PAPER_SHADE * paper_level) & ~covered
     if not hidden.any():
         return hidden
     padded = np.concatenate(([0], hidden.astype(np.int8), [0]))
@@ -636,9 +642,8 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
-    paper_level = float(np.median(gray[::8, ::8]))
-    h_masks = _line_masks(gray, ppm, horizontal=True, paper_level=paper_level)
-    v_masks = _line_masks(gray, ppm, horizontal=False, paper_level=paper_level)
+    h_masks = _line_masks(gray, ppm, horizontal=True)
+    v_masks = _line_masks(gray, ppm, horizontal=False)
     h_segs = _segments(h_masks.long, True, ppm, h_masks.strokes)
     v_segs = _segments(v_masks.long, False, ppm, v_masks.strokes)
     tol = CLUSTER_MM * ppm
@@ -679,16 +684,18 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
     ylo, yhi = int(math.floor(row_pos[0] - pad)), int(math.ceil(row_pos[-1] + pad)) + 1
     min_run_px = int(round(MIN_RUN_MM * ppm))
     min_hidden_px = int(round(MIN_HIDDEN_MM * ppm))
+    band_px = max(3, int(round(HIDDEN_BAND_MM * ppm)))
+    paper_level = float(np.median(gray[::8, ::8]))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
         prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True)
-        hidden = _unseen(_coverage(h_masks.hidden, h_rules[r], xlo, xhi, 0, horizontal=True), prof, min_hidden_px)
+        hidden = _unseen(gray, h_rules[r], xlo, xhi, band_px, paper_level, prof, min_hidden_px, horizontal=True)
         for c in range(n_cols):
             h_edge[r - 1, c] = _has_edge(prof, hidden, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px)
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
         prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False)
-        hidden = _unseen(_coverage(v_masks.hidden, v_rules[c], ylo, yhi, 0, horizontal=False), prof, min_hidden_px)
+        hidden = _unseen(gray, v_rules[c], ylo, yhi, band_px, paper_level, prof, min_hidden_px, horizontal=False)
         for r in range(n_rows):
             v_edge[r, c - 1] = _has_edge(prof, hidden, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
 

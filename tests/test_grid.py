@@ -85,6 +85,80 @@ def test_text_only_page_raises() -> None:
         detect_grid(page)
 
 
+# --- failure modes found on harder generated scans --------------------------------------
+
+
+def _ruled_page(
+    dpi: int,
+    h_rules: list[tuple[float, float, float]],
+    v_rules: list[tuple[float, float, float]],
+    rule_px: int | None = None,
+) -> tuple[np.ndarray, float]:
+    """Blank A4 page (float, 250 = paper) with rules (pos_mm, start_mm, end_mm) drawn in black."""
+    ppm = dpi / 25.4
+    page = np.full((int(round(297 * ppm)), int(round(210 * ppm))), 250.0, np.float32)
+    t = rule_px or max(1, int(round(0.2 * ppm)))
+    for y, a, b in h_rules:
+        top = int(round(y * ppm)) - t // 2
+        page[top : top + t, int(round(a * ppm)) - t // 2 : int(round(b * ppm)) + t // 2 + 1] = 30
+    for x, a, b in v_rules:
+        left = int(round(x * ppm)) - t // 2
+        page[int(round(a * ppm)) - t // 2 : int(round(b * ppm)) + t // 2 + 1, left : left + t] = 30
+    return page, ppm
+
+
+def _scan(page: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(page + rng.normal(0, 3.0, page.shape), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", cv2.GaussianBlur(noisy, (3, 3), 0.5), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+@pytest.mark.parametrize("dpi", [150, 200])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_row_rule_with_gap_is_found(dpi: int, seed: int) -> None:
+    # 主管部门 | 实施单位: a rule one row high, broken by a 2 mm gap into two 3.5 mm pieces,
+    # each shorter than the line kernel that finds rules.
+    ys = [40, 49, 58, 67, 76]
+    h_rules = [(y, 20, 190) for y in ys]
+    v_rules = [(20, 40, 76), (60, 40, 76), (190, 40, 76), (120, 49, 52.5), (120, 54.5, 58)]
+    page, _ = _ruled_page(dpi, h_rules, v_rules, rule_px=1 if dpi < 200 else None)
+    grid = detect_grid(_scan(page, seed))
+    assert _structure(grid) == Counter(
+        [(0, 0, 1, 1), (0, 1, 1, 2), (1, 0, 1, 1), (1, 1, 1, 1), (1, 2, 1, 1),
+         (2, 0, 1, 1), (2, 1, 1, 2), (3, 0, 1, 1), (3, 1, 1, 2)]
+    )
+    _assert_consistent(grid)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_stroke_between_lines_of_rules_that_stop_short_is_no_rule(seed: int) -> None:
+    # Lined-up glyph strokes in a merged cell, running exactly between the *lines* of two
+    # column rules that end in the row above: not a rule bounded by them.
+    page, ppm = _ruled_page(200, [(40, 20, 190), (49, 20, 190), (70, 20, 190)],
+                            [(20, 40, 70), (190, 40, 70), (60, 40, 49), (70, 40, 49)])
+    stroke = int(round(0.3 * ppm))
+    y = int(round(60 * ppm))
+    page[y : y + stroke, int(round(60.5 * ppm)) : int(round(69.5 * ppm))] = 25
+    grid = detect_grid(_scan(page, seed))
+    assert _structure(grid) == Counter([(0, 0, 1, 1), (0, 1, 1, 1), (0, 2, 1, 1), (1, 0, 1, 3)])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_glyph_stroke_in_tinted_merged_cell_is_no_rule(seed: int) -> None:
+    # A grey-tinted merged row (a 代理人 / 经办人 row) with glyph strokes on the line of
+    # a column rule: the tint is ink on both sides, not a seal ring hiding a rule.
+    page, ppm = _ruled_page(200, [(y, 20, 190) for y in (40, 49, 58, 67)],
+                            [(20, 40, 67), (190, 40, 67), (100, 40, 49), (100, 58, 67)])
+    page[int(49 * ppm) + 2 : int(58 * ppm) - 1, int(20 * ppm) + 2 : int(190 * ppm) - 1] = 165
+    stroke = int(round(0.3 * ppm))
+    x = int(round(100 * ppm)) - stroke // 2
+    for y0, y1 in ((50.5, 53.5), (54.5, 57.0)):
+        page[int(y0 * ppm) : int(y1 * ppm), x : x + stroke] = 25
+    grid = detect_grid(_scan(page, seed))
+    assert _structure(grid) == Counter([(0, 0, 1, 1), (0, 1, 1, 1), (1, 0, 1, 2), (2, 0, 1, 1), (2, 1, 1, 1)])
+
+
 # --- committed fixtures ---------------------------------------------------------------
 
 
