@@ -27,7 +27,7 @@ TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata/", "/usr/share/tesseract-o
 TESSERACT_LINE_HEIGHT = 32  # px of ink per text line: measured best for chi_sim on cell crops
 DASH_LOOKALIKES = set("一-—–_─ー")
 
-Source = Literal["agreed", "agreed_but_comparator", "paddle", "tesseract", "dash", "blank"]
+Source = Literal["agreed", "agreed_but_tesseract_trap", "paddle", "tesseract", "dash", "blank"]
 
 
 @dataclass(frozen=True)
@@ -187,11 +187,28 @@ class CellReader:
         self.tesseract.close()
 
 
-_COMPARATOR_LOOKALIKES = re.compile(r"^[≥≤><=之二过全S]+(?=\d)")
+_COMPARATOR = re.compile(r"^[≥≤><]+(?=\d|预算)")
+# How Tesseract's chi_sim misreads this form's glyphs (measured here and in its tracker):
+# ≥/≤ dropped or read as 之/二/过/K/《; "%" read as "5%" or "9%"; "（" read as "〈".
+_TESSERACT_COMPARATOR = re.compile(r"^[≥≤><=之二过全SK《〈]+(?=\d|预算)")
+_TESSERACT_PERCENT = re.compile(r"(\d)[59]%$")
+_TESSERACT_BRACKETS = str.maketrans({"〈": "(", "〉": ")"})
 
 
-def _without_comparator(text: str) -> str:
-    return _COMPARATOR_LOOKALIKES.sub("", comparable(text))
+def _tesseract_readings(text: str) -> set[str]:
+    """What Tesseract may have seen, its known misreadings undone (for comparison only)."""
+    base = _TESSERACT_COMPARATOR.sub("", comparable(text).translate(_TESSERACT_BRACKETS))
+    return {base, _TESSERACT_PERCENT.sub(r"\1%", base)}
+
+
+def _agrees_but_for_tesseract_traps(p_text: str, t_text: str) -> bool:
+    p_key = comparable(p_text)
+    comparator = (_COMPARATOR.match(p_key) or [""])[0]
+    # PP-OCR reads ≥/≤ reliably, but at low resolution it may read ≥ as >: a > or < is
+    # certified only by Tesseract reading exactly the same, never through its traps.
+    if comparator not in ("", "≥", "≤"):
+        return False
+    return bool(p_key) and p_key[len(comparator) :] in _tesseract_readings(t_text)
 
 
 def _only_dashes(text: str) -> bool:
@@ -207,10 +224,8 @@ def reconcile(paddle: Reading, tess: Reading) -> CellText:
         return CellText("—", paddle.confidence, "dash", readings)
     if p_text and comparable(p_text) == comparable(t_text):
         return CellText(p_text, max(paddle.confidence, 0.999), "agreed", readings)
-    if p_text[:1] in "≥≤" and _without_comparator(p_text) == _without_comparator(t_text) != comparable(p_text):
-        # Tesseract's chi_sim drops ≥/≤ or reads them as 之/二/过; the rest of the cell agrees,
-        # and PP-OCR reads the comparators themselves reliably.
-        return CellText(p_text, max(paddle.confidence, 0.99), "agreed_but_comparator", readings)
+    if _agrees_but_for_tesseract_traps(p_text, t_text):
+        return CellText(p_text, max(paddle.confidence, 0.99), "agreed_but_tesseract_trap", readings)
     if not p_text and t_text:
         # PP-OCR found nothing; Tesseract alone has never been trustworthy here.
         return CellText(t_text, min(tess.confidence, 0.5), "tesseract", readings)

@@ -1,0 +1,50 @@
+import pytest
+
+from pipeline.ocr import Reading, reconcile
+
+
+def both(paddle: str, tesseract: str, score: float = 0.95):
+    return reconcile(Reading("paddle", paddle, score), Reading("tesseract", tesseract, 0.5))
+
+
+def test_agreement_certifies_after_repair():
+    got = both("目前,已基本完成", "目前，已基本 完成")
+    assert (got.source, got.text) == ("agreed", "目前，已基本完成")
+
+
+@pytest.mark.parametrize(
+    ("paddle", "tesseract"),
+    [
+        ("≥98%", "98%"),  # Tesseract drops ≥
+        ("≥95%", "之95%"),  # or reads it as 之
+        ("≤预算", "K《预算"),
+        ("≥90%", "> 905%"),  # and reads % as 5%
+        ("项目经费（区府办【2019】7号）", "项目经费 〈区府办【2019】7号)"),  # （ as 〈
+    ],
+)
+def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesseract):
+    got = both(paddle, tesseract)
+    assert (got.source, got.text) == ("agreed_but_tesseract_trap", paddle)
+
+
+@pytest.mark.parametrize(
+    ("paddle", "tesseract"),
+    [
+        (">90%", "之90%"),  # Tesseract saw a ≥ where PP-OCR read >: a real disagreement
+        ("95%", "98%"),
+        ("级", "二级"),  # a leading character PP-OCR lost is not a comparator
+        (">90%", ">905%"),  # PP-OCR's > may be a ≥ it misread: only an exact match certifies it
+    ],
+)
+def test_real_disagreements_stay_disagreements(paddle, tesseract):
+    got = both(paddle, tesseract)
+    assert got.source == "paddle" and got.text == paddle
+
+
+def test_a_lone_stroke_read_as_yi_is_the_forms_dash():
+    assert both("一", "-一").source == "dash"
+
+
+def test_only_tesseract_reading_is_not_trusted():
+    got = both("", "10")
+    assert got.source == "tesseract" and got.confidence <= 0.5
