@@ -22,7 +22,7 @@ REVIEW_BELOW = 0.98
 # Before calibration: conservative guesses, so an uncalibrated install flags more, not less.
 PRIOR = {
     "agreed": 0.999,
-    "agreed_but_tesseract_trap": 0.995,
+    "agreed_but_trap": 0.995,
     "confirmed_by_rule": 0.999,
     "confirmed_by_vocabulary": 0.999,
     "blank": 0.999,
@@ -36,7 +36,7 @@ PRIOR = {
 
 
 def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str]) -> str:
-    if text.source in ("agreed", "agreed_but_tesseract_trap", "blank", "dash"):
+    if text.source in ("agreed", "agreed_but_trap", "blank", "dash"):
         return text.source
     if path in confirmed_by_rule:
         return "confirmed_by_rule"

@@ -27,7 +27,7 @@ TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata/", "/usr/share/tesseract-o
 TESSERACT_LINE_HEIGHT = 32  # px of ink per text line: measured best for chi_sim on cell crops
 DASH_LOOKALIKES = set("一-—–_─ー")
 
-Source = Literal["agreed", "agreed_but_tesseract_trap", "paddle", "tesseract", "dash", "blank"]
+Source = Literal["agreed", "agreed_but_trap", "paddle", "tesseract", "dash", "blank"]
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def reconcile(paddle: Reading, tess: Reading) -> CellText:
     if p_text and comparable(p_text) == comparable(t_text):
         return CellText(p_text, max(paddle.confidence, 0.999), "agreed", readings)
     if _agrees_but_for_tesseract_traps(p_text, t_text):
-        return CellText(p_text, max(paddle.confidence, 0.99), "agreed_but_tesseract_trap", readings)
+        return CellText(p_text, max(paddle.confidence, 0.99), "agreed_but_trap", readings)
     if not p_text and t_text:
         # PP-OCR found nothing; Tesseract alone has never been trustworthy here.
         return CellText(t_text, min(tess.confidence, 0.5), "tesseract", readings)

@@ -24,7 +24,7 @@ def test_agreement_certifies_after_repair():
 )
 def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesseract):
     got = both(paddle, tesseract)
-    assert (got.source, got.text) == ("agreed_but_tesseract_trap", paddle)
+    assert (got.source, got.text) == ("agreed_but_trap", paddle)
 
 
 @pytest.mark.parametrize(
