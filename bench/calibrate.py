@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.accuracy import leaf_fields, same_value
-from pipeline.confidence import CALIBRATION_FILE, calibrated_confidence, evidence_class
+from pipeline.confidence import CALIBRATION_FILE, calibrated_confidence
 
 _READER = None
 
@@ -36,22 +36,15 @@ def _classify(job: tuple[str, int]) -> tuple[dict | None, dict[str, str]]:
     """The page's record and, per field read from a cell, its evidence class."""
     from pipeline.assemble import AssembledPage
     from pipeline.extract import extract_page_full
-    from pipeline.lexicon import Lexicon
     from pipeline.read import read_pages
-    from pipeline.validate import confirmed_by_rules, confirmed_by_vocabulary
+    from pipeline.validate import evidence_classes
 
     path, number = job
     (page,) = read_pages(path, [number])
     extraction = extract_page_full(page, _READER)
     if extraction.result.record is None:
         return None, {}
-    assembled = AssembledPage(extraction.result.record, extraction.evidence)
-    by_rule = confirmed_by_rules(assembled.record)
-    by_vocabulary = confirmed_by_vocabulary(assembled, Lexicon.builtin())
-    classes = {
-        field: evidence_class(field, evidence.text, by_rule, by_vocabulary)
-        for field, evidence in extraction.evidence.items()
-    }
+    classes = evidence_classes(AssembledPage(extraction.result.record, extraction.evidence))
     return extraction.result.record.model_dump(mode="json"), classes
 
 

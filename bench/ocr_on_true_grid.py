@@ -14,16 +14,15 @@ import argparse
 import json
 from pathlib import Path
 
-from models import PageResult, PageStatus, SourceRef
+from models import SourceRef
 from pipeline.assemble import assemble_record
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import rotate
-from pipeline.extract import read_header
+from pipeline.extract import judge, read_header
 from pipeline.grid import Box, Cell, Grid
 from pipeline.ocr import CellReader
 from pipeline.read import read_pages
 from pipeline.seal import erase_seals
-from pipeline.validate import validate
 
 
 def true_grid(page_truth: dict, dpi: int) -> Grid:
@@ -57,13 +56,7 @@ def main() -> None:
                 grid = true_grid(page_truth, page.dpi)
                 texts = {cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells}
                 assembled = assemble_record(grid, texts, read_header(image, grid.row_edges[0], page.dpi, reader))
-                flags = validate(assembled)
-                result = PageResult(
-                    source=SourceRef(file=str(scan_path), page=page.number),
-                    record=assembled.record,
-                    flags=flags,
-                    status=PageStatus.NEEDS_REVIEW if flags else PageStatus.AUTO_ACCEPTED,
-                )
+                result = judge(SourceRef(file=str(scan_path), page=page.number), assembled)
                 out.write(result.to_json_line() + "\n")
 
 

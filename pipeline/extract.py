@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models import PageError, PageResult, PageStatus, SourceRef
-from pipeline.assemble import FieldEvidence, assemble_record
+from pipeline.assemble import AssembledPage, FieldEvidence, assemble_record
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.blank import is_blank
@@ -65,10 +65,14 @@ def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = 
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
         return PageExtraction(PageResult(source=source, error=PageError(kind=exc.kind, message=exc.detail)))
+    return PageExtraction(judge(source, assembled, lexicon), image, grid, texts, assembled.evidence)
+
+
+def judge(source: SourceRef, assembled: AssembledPage, lexicon: Lexicon | None = None) -> PageResult:
+    """The page's result: its record, its flags, and whether a human must look."""
     flags = validate(assembled, lexicon)
     status = PageStatus.NEEDS_REVIEW if flags else PageStatus.AUTO_ACCEPTED
-    result = PageResult(source=source, record=assembled.record, flags=flags, status=status)
-    return PageExtraction(result, image, grid, texts, assembled.evidence)
+    return PageResult(source=source, record=assembled.record, flags=flags, status=status)
 
 
 def extract_page(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageResult:

@@ -166,9 +166,16 @@ def confirmed_by_vocabulary(page: AssembledPage, lexicon: Lexicon) -> set[str]:
     return confirmed
 
 
-def confidence_flags(
-    page: AssembledPage, by_rule: set[str] = frozenset(), by_vocabulary: set[str] = frozenset()
-) -> Iterator[Flag]:
+def evidence_classes(page: AssembledPage, lexicon: Lexicon | None = None) -> dict[str, str]:
+    """Per field read from a cell, its evidence class (see ``pipeline.confidence``)."""
+    by_rule = confirmed_by_rules(page.record)
+    by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin())
+    return {
+        path: evidence_class(path, evidence.text, by_rule, by_vocabulary) for path, evidence in page.evidence.items()
+    }
+
+
+def confidence_flags(page: AssembledPage, classes: dict[str, str]) -> Iterator[Flag]:
     """Flags for fields whose calibrated confidence is below ``REVIEW_BELOW``: fields read
     differently by the two engines and confirmed neither by the form's arithmetic or
     vocabulary nor by a PP-OCR score that has proved right often enough."""
@@ -187,7 +194,7 @@ def confidence_flags(
         if path in page.unparseable:
             continue
         text = evidence.text
-        confidence = calibrated_confidence(evidence_class(path, text, by_rule, by_vocabulary))
+        confidence = calibrated_confidence(classes[path])
         if confidence >= REVIEW_BELOW:
             continue
         yield Flag(
@@ -201,9 +208,7 @@ def confidence_flags(
 
 def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
     """All flags of a page, one per (field, reason), in field order of discovery."""
-    by_rule = confirmed_by_rules(page.record)
-    by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin())
     flags: dict[tuple[str, str], Flag] = {}
-    for flag in (*confidence_flags(page, by_rule, by_vocabulary), *rule_flags(page.record)):
+    for flag in (*confidence_flags(page, evidence_classes(page, lexicon)), *rule_flags(page.record)):
         flags.setdefault((flag.field, flag.reason), flag)
     return list(flags.values())
