@@ -123,7 +123,7 @@ class CellRow(Base):
     y1: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     confidence: Mapped[float] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(20))  # agreed / paddle / tesseract / dash / blank
+    source: Mapped[str] = mapped_column(String(20))  # pipeline.ocr.Source: agreed / agreed_but_trap / paddle / ...
     readings: Mapped[dict] = mapped_column(JSON, default=dict)
 
 

@@ -274,3 +274,15 @@ def test_images_outside_the_store_are_refused(queue: Queue, tmp_path: Path):
     assert queue.store.image_file("../../etc/passwd") is None
     assert queue.store.image_file("/etc/passwd") is None
     assert queue.store.image_file(page(queue, queue.flagged_id).image_path) is not None
+
+
+def test_every_reading_source_fits_the_cells_source_column():
+    # PostgreSQL enforces the column's width (SQLite does not): a longer source name would
+    # make every ingest of such a cell fail there only.
+    from typing import get_args
+
+    from pipeline.ocr import Source
+    from review.store import CellRow
+
+    width = CellRow.__table__.c.source.type.length
+    assert max(len(name) for name in get_args(Source)) <= width
