@@ -3,12 +3,15 @@
     python -m bench.eval_set --out data/eval --pages 48            # evaluation
     python -m bench.eval_set --out data/calibration --purpose calibration
     python -m bench.eval_set --out data/dev --purpose development    # for tuning stages
+    python -m bench.eval_set --out data/hard --purpose hard-development  # worst damage only
 
 Each set differs from the committed fixtures in seed, fonts and damage mix:
 the evaluation set draws mostly on fonts the fixtures do not use (AR PL UKai,
 WenQuanYi Micro Hei) and on harsher damage (more seals, 150 dpi, faded and broken
 rules); the calibration set has its own seed, so confidence fitted on it is judged
-on pages it has never seen; the development set is the one to tune stages on.
+on pages it has never seen; the development set is the one to tune stages on, and
+the hard development set gives every page the worst of each damage (150 dpi,
+faded and broken rules, colour, seals) to find the failure modes of the layout.
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ from pathlib import Path
 from fixtures.generate import _render_retry, _write_doc, random_form, random_scan
 
 LOW_DPI_SHARE = 0.25
-SEEDS = {"evaluation": 7_700_001, "calibration": 5_500_003, "development": 3_300_007}
+SEEDS = {"evaluation": 7_700_001, "calibration": 5_500_003, "development": 3_300_007,
+         "hard-development": 9_100_013}
 FONTS = {
     # The committed fixtures use Noto Sans/Serif CJK SC, WenQuanYi Zen Hei and AR PL UMing.
     "evaluation": ("AR PL UKai CN", "WenQuanYi Micro Hei", "AR PL UKai CN", "WenQuanYi Micro Hei", "Noto Serif CJK SC"),
     "calibration": ("AR PL UMing CN", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "AR PL UKai CN", "WenQuanYi Micro Hei"),
     "development": ("AR PL UMing CN", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "AR PL UKai CN", "WenQuanYi Micro Hei"),
 }
+FONTS["hard-development"] = FONTS["development"]
 DAMAGE = {
     "evaluation": dict(dpi_range=(150, 300), seal_prob=0.6, color_prob=0.5, faded_prob=0.4, broken_prob=0.45),
     "calibration": dict(dpi_range=(150, 300), seal_prob=0.5, color_prob=0.5, faded_prob=0.35, broken_prob=0.35),
     "development": dict(dpi_range=(150, 300), seal_prob=0.6, color_prob=0.5, faded_prob=0.45, broken_prob=0.45),
+    "hard-development": dict(dpi_range=(150, 150), seal_prob=0.8, color_prob=0.7, faded_prob=0.9, broken_prob=0.9),
 }
 
 
@@ -45,7 +51,7 @@ def generate(out: Path, pages: int, purpose: str) -> list[str]:
     rng = random.Random(SEEDS[purpose])
     ids = []
     for k in range(1, pages + 1):
-        doc_id = f"{purpose[:4]}-{k:03d}"
+        doc_id = f"{purpose[:4]}-{k:03d}" if purpose != "hard-development" else f"hard-{k:03d}"
         item = _render_retry(lambda: random_form(rng, doc_id), lambda: _scan(rng, purpose))
         _write_doc(out, doc_id, [item])
         ids.append(doc_id)

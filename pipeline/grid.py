@@ -205,7 +205,7 @@ def _sides(gray: np.ndarray, d: int, horizontal: bool) -> tuple[np.ndarray, np.n
     return before, after
 
 
-def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
+def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """How much darker each pixel is than the paper on *both* sides across the line.
 
     A thin rule has paper on both sides; the edge of a solid area (seal star, blot) or
@@ -218,7 +218,14 @@ def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool) -> tuple[np.n
     before, after = _sides(gray, max(3, int(round(SIDE_MM * ppm))), horizontal)
     paper = np.minimum(before, after)
     absolute = cv2.subtract(paper, gray)
-    return cv2.divide(absolute, paper, scale=255), absolute
+    relative = cv2.divide(absolute, paper, scale=255)
+    if faint:
+        # A faded 1-px rule that falls between two pixel rows leaves under half its
+        # darkness in each: summing three rows across the line gathers it again.
+        k = (1, 3) if horizontal else (3, 1)
+        relative, absolute = (cv2.boxFilter(a.astype(np.uint16), -1, k, normalize=False).clip(0, 255).astype(np.uint8)
+                              for a in (relative, absolute))
+    return relative, absolute
 
 
 def _threshold(dark: np.ndarray) -> int:
@@ -238,8 +245,8 @@ class _Masks:
     dark: np.ndarray  # every pixel dark enough: measures edge coverage (keeps stubs of broken rules)
 
 
-def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
-    s = _odd(SMOOTH_MM * ppm)
+def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = False) -> _Masks:
+    s = max(3, _odd(SMOOTH_MM * ppm))  # at 150 dpi 1 px would leave noise unaveraged
     k_thick = int(math.ceil(max(5.0, MAX_THICK_MM * ppm))) + 1
     k_join = _odd(JOIN_MM * ppm)
 
@@ -249,7 +256,7 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool) -> _Masks:
     def across(n: int) -> np.ndarray:
         return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
 
-    relative, absolute = _line_darkness(gray, ppm, horizontal)
+    relative, absolute = _line_darkness(gray, ppm, horizontal, faint)
     smooth_abs = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
     strokes = (smooth_abs >= _threshold(smooth_abs)).astype(np.uint8)
     strokes = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
@@ -634,16 +641,27 @@ def _short_rules(
     return found
 
 
-def detect_grid(image: np.ndarray, px_per_mm: float | None = None) -> Grid:
+def detect_grid(image: np.ndarray, px_per_mm: float | None = None, faint: bool | None = None) -> Grid:
     """Find the largest ruled table on a deskewed page (greyscale uint8 with 0 = ink, or BGR).
 
-    ``px_per_mm`` defaults to the A4 scale implied by the page size.
+    ``px_per_mm`` defaults to the A4 scale implied by the page size. ``faint`` looks
+    for faded hairline rules (more sensitive, and more easily misled by text); by
+    default it is tried only when the normal pass finds no table.
     Raises ``NoTableError`` when no ruled table (2+ crossing rules each way) is found.
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
-    h_masks = _line_masks(gray, ppm, horizontal=True)
-    v_masks = _line_masks(gray, ppm, horizontal=False)
+    if faint is None:
+        try:
+            return _detect_grid(gray, ppm, faint=False)
+        except NoTableError:
+            return _detect_grid(gray, ppm, faint=True)
+    return _detect_grid(gray, ppm, faint)
+
+
+def _detect_grid(gray: np.ndarray, ppm: float, faint: bool) -> Grid:
+    h_masks = _line_masks(gray, ppm, horizontal=True, faint=faint)
+    v_masks = _line_masks(gray, ppm, horizontal=False, faint=faint)
     h_segs = _segments(h_masks.long, True, ppm, h_masks.strokes)
     v_segs = _segments(v_masks.long, False, ppm, v_masks.strokes)
     tol = CLUSTER_MM * ppm

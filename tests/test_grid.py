@@ -252,3 +252,29 @@ def test_real_scan_no_crash(path: Path) -> None:
     _assert_consistent(grid)
     if path.name in REAL_RULED:
         assert grid.n_rows >= 2 and grid.n_cols >= 2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_faded_hairline_rules_between_pixel_rows_are_found(seed: int) -> None:
+    # A faded 1-px rule printed across two pixel rows leaves about half its darkness (13 of 26 levels here) in
+    # each, level with the scan's noise: the normal pass sees no table, the faint one does.
+    ppm = 150 / 25.4
+    rows_mm = [40 + 9.3 * k for k in range(8)]
+    cols_mm = [20.0, 48.3, 95.6, 140.2, 190.4]
+    page = np.full((int(round(297 * ppm)), int(round(210 * ppm))), 250.0, np.float32)
+    for y in rows_mm:
+        top = int(y * ppm)  # the rule's centre falls between rows top and top + 1
+        page[top : top + 2, int(cols_mm[0] * ppm) : int(cols_mm[-1] * ppm) + 2] = 250 - 26
+    for x in cols_mm:
+        left = int(x * ppm)
+        page[int(rows_mm[0] * ppm) : int(rows_mm[-1] * ppm) + 2, left : left + 2] = 250 - 26
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(page + rng.normal(0, 6.0, page.shape), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    scan = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    with pytest.raises(NoTableError):
+        detect_grid(scan, faint=False)
+    grid = detect_grid(scan)
+    assert (grid.n_rows, grid.n_cols) == (7, 4)
+    assert all((c.row_span, c.col_span) == (1, 1) for c in grid.cells) and len(grid.cells) == 28
+    assert [round(x / ppm) for x in grid.col_edges] == [round(c) for c in cols_mm]
