@@ -14,7 +14,7 @@ from difflib import SequenceMatcher
 from models import FUND_SOURCES, FormRecord, FundsRow, IndicatorRow
 from pipeline.errors import NotAFormError
 from pipeline.grid import Cell, Grid
-from pipeline.lexicon import Lexicon, field_kind
+from pipeline.lexicon import LEVEL2, Lexicon, field_kind
 from pipeline.numbers import NumberFormatError, parse_number
 from pipeline.ocr import BLANK, CellText, comparable
 
@@ -36,6 +36,13 @@ INDICATOR_COLUMNS = {
     "score": "得分",
     "deviation_reason": "偏差原因分析及改进措施",
 }
+# The form's printed labels beyond the column headers: with the lexicon's terms, the
+# words a cell may hold that Tesseract alone can be trusted to read (see form_vocabulary).
+FORM_LABELS = (
+    "项目名称", "主管部门", "实施单位", "项目资金（万元）", "项目资金（元）", "年度资金总额",
+    "其中：当年财政拨款", "上年结转资金", "其他资金", "年度总体目标", "预期目标", "实际完成情况",
+    "绩效指标", "总分",
+)
 _PUNCT = re.compile(r"[\s（）()：:，,。、“”\"]")
 _UNIT = re.compile(r"\((万元|元|千元)\)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
@@ -55,6 +62,7 @@ class AssembledPage:
     evidence: dict[str, FieldEvidence] = field(default_factory=dict)
     unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
     unmapped: dict[str, str] = field(default_factory=dict)  # field path -> why no cell could be found for it
+    misaligned: dict[str, str] = field(default_factory=dict)  # field path -> why its cell looks cut wrong
 
 
 def _key(text: str) -> str:
@@ -97,6 +105,35 @@ class _Table:
 
     def below(self, cell: Cell) -> Cell | None:
         return self.at.get((cell.row + cell.row_span, cell.col))
+
+
+def _shared_cells(row_cells: dict[str, Cell | None], prefix: str, headers: dict[str, str]) -> dict[str, str]:
+    """Fields of one table row whose cell also lies under another field's header.
+
+    Every body cell of this form sits under exactly one header; one reaching under two
+    means a rule between them was missed (faded, broken, hidden by a seal), and both
+    values are then read from the wrong place.
+    """
+    out: dict[str, str] = {}
+    for key, cell in row_cells.items():
+        others = [k for k, c in row_cells.items() if k != key and c is not None and c == cell]
+        if cell is not None and others:
+            names = "、".join(headers[k] for k in (key, *others))
+            out[f"{prefix}.{key}"] = f"one cell spans the {names} columns: a rule may have been missed"
+    return out
+
+
+def _is_label(text: str) -> bool:
+    key = _key(text)
+    return bool(key) and any(key == _key(label) for label in (*FORM_LABELS, *FUND_COLUMNS.values(), *INDICATOR_COLUMNS.values()))
+
+
+def form_vocabulary(lexicon: Lexicon | None = None) -> frozenset[str]:
+    """Every fixed word of the form (labels, headers, lexicon terms), in comparable form."""
+    words = [*FORM_LABELS, *FUND_COLUMNS.values(), *INDICATOR_COLUMNS.values()]
+    for terms in (lexicon or Lexicon.builtin()).terms.values():
+        words.extend(terms)
+    return frozenset(comparable(w) for w in words if w)
 
 
 def read_year(header_text: str) -> int | None:
@@ -144,17 +181,25 @@ def assemble_record(
         found = table.find(label)
         values[path] = take_text(path, table.right_of(found)) if found else ""
 
-    values["funds"] = _assemble_funds(table, take_number, page.unmapped)
+    values["funds"] = _assemble_funds(table, take_number, page.unmapped, page.misaligned)
     values["funds_unit"] = _funds_unit(table)
 
-    for path, label in (("goal_expected", "预期目标"), ("goal_actual", "实际完成情况")):
-        found = table.find(label)
+    # The goals sit above the indicator header, whose 实际完成值 is close enough to
+    # 实际完成情况 to be mistaken for it when a seal blurs the real label.
+    goal_rows = range(0, indicator_header.row)
+    expected_label = table.find("预期目标", rows=goal_rows)
+    actual_label = table.find("实际完成情况", rows=goal_rows)
+    if actual_label is None and expected_label is not None:
+        actual_label = table.right_of(expected_label)  # the layout puts it there
+    for path, found in (("goal_expected", expected_label), ("goal_actual", actual_label)):
         values[path] = take_text(path, table.below(found)) if found else ""
+        if _is_label(values[path]):
+            page.misaligned[path] = f"the cell read holds the label {values[path]}: the layout was not recognised"
 
     columns, problems = _header_columns(table, indicator_header, INDICATOR_COLUMNS)
     if "name" in problems:
         raise NotAFormError(f"the 三级指标 column cannot be mapped: {problems['name']}")
-    indicators, total_row = _assemble_indicators(table, indicator_header, columns, take_text, take_number)
+    indicators, total_row = _assemble_indicators(table, indicator_header, columns, take_text, take_number, page.misaligned)
     values["indicators"] = indicators
     for i in range(len(indicators)):
         for key, why in problems.items():
@@ -219,7 +264,9 @@ def _source_of(text: str) -> str | None:
     return None
 
 
-def _assemble_funds(table: _Table, take_number, unmapped: dict[str, str]) -> list[FundsRow]:
+def _assemble_funds(
+    table: _Table, take_number, unmapped: dict[str, str], misaligned: dict[str, str]
+) -> list[FundsRow]:
     header = table.find("年初预算数")
     if header is None:
         return []
@@ -236,16 +283,30 @@ def _assemble_funds(table: _Table, take_number, unmapped: dict[str, str]) -> lis
             break
         i = len(rows)
         values: dict[str, object] = {"source": source}
-        for key, col in columns.items():
-            values[key] = take_number(f"funds[{i}].{key}", table.at.get((row, col)), key == "execution_rate")
+        cells = {key: table.at.get((row, col)) for key, col in columns.items()}
+        for key, cell in cells.items():
+            values[key] = take_number(f"funds[{i}].{key}", cell, key == "execution_rate")
         for key, why in problems.items():
             unmapped[f"funds[{i}].{key}"] = why
+        misaligned.update(_shared_cells(cells, f"funds[{i}]", FUND_COLUMNS))
         rows.append(FundsRow.model_validate(values))
         row = label.row + label.row_span
     return rows
 
 
-def _assemble_indicators(table: _Table, header: Cell, columns: dict[str, int], take_text, take_number):
+def _level2_label_only(table: _Table, row: int, name_cell: Cell, columns: dict[str, int]) -> bool:
+    """A row with a 二级指标 and no indicator whose level2 | name rule was missed: the
+    one cell holds just the 二级指标 name (a real indicator would add its own name)."""
+    level2_col = columns.get("level2")
+    if level2_col is None or table.at.get((row, level2_col)) != name_cell:
+        return False
+    text = table.text(name_cell).text
+    return max(label_similarity(text, term) for term in LEVEL2) >= 0.8
+
+
+def _assemble_indicators(
+    table: _Table, header: Cell, columns: dict[str, int], take_text, take_number, misaligned: dict[str, str]
+):
     name_col = columns["name"]
     total = table.find("总分", rows=range(header.row + 1, table.grid.n_rows))
     end = total.row if total is not None else table.grid.n_rows
@@ -262,18 +323,19 @@ def _assemble_indicators(table: _Table, header: Cell, columns: dict[str, int], t
             # or it would have been found above), never an indicator.
             return rows, row
         next_row = name_cell.row + name_cell.row_span
-        if name_cell.row != row or table.text(name_cell).is_blank:
+        if name_cell.row != row or table.text(name_cell).is_blank or _level2_label_only(table, row, name_cell, columns):
             row = next_row
             continue
         i = len(rows)
         values: dict[str, object] = {}
-        for key, col in columns.items():
-            cell = table.at.get((row, col))
+        cells = {key: table.at.get((row, col)) for key, col in columns.items()}
+        for key, cell in cells.items():
             path = f"indicators[{i}].{key}"
             if key in ("weight", "score"):
                 values[key] = take_number(path, cell)
             else:
                 values[key] = take_text(path, cell)
+        misaligned.update(_shared_cells(cells, f"indicators[{i}]", INDICATOR_COLUMNS))
         rows.append(IndicatorRow.model_validate(values))
         row = next_row
     return rows, (total.row if total is not None else None)

@@ -17,6 +17,9 @@ from pipeline.grid import Box
 
 CellKind = Literal["blank", "dash", "text"]
 INK_THRESHOLD = 160  # grey level below which a pixel counts as ink
+FADED_CONTRAST = 70  # a second look: this much darker than the paper (noise and seal ghosts stay under ~55)
+GLYPH_MIN_MM = 1.5  # ... counts when it is as tall as one line of glyphs (digits are >= 2 mm),
+GLYPH_MAX_MM = 6.0  # not taller: what is left of a seal's ring and lettering spreads wider
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class CellImage:
     kind: CellKind
     image: np.ndarray  # trimmed greyscale crop (255 = paper); empty for blank cells
     line_spans: tuple[tuple[int, int], ...]  # (y0, y1) of each text line inside ``image``
+    dpi: int = 0  # of the page it was cut from: what a glyph's finest stroke may have lost
 
 
 def _ink_levels(crop: np.ndarray) -> tuple[float, float]:
@@ -67,21 +71,24 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if y1 - y0 < 4 or x1 - x0 < 4:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     crop = page[y0:y1, x0:x1]
-    strong_level, faint_level = _ink_levels(crop)
-    strong = _clear_border_rules(crop <= strong_level, dpi) if strong_level else np.zeros(crop.shape, bool)
-    # Specks from noise or JPEG are smaller than any stroke of a character.
-    min_area = max(3, (dpi / 300) ** 2 * 12)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong.astype(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    if not keep:
-        return CellImage("blank", np.zeros((0, 0), np.uint8), ())
-    xs0, ys0, xs1, ys1 = _bounds(stats, keep)
-    ink_w, ink_h = xs1 - xs0, ys1 - ys0
     mm = dpi / 25.4
-    if ink_h <= 0.8 * mm and ink_w >= 1.5 * mm and ink_w >= 4 * ink_h:
-        return CellImage("dash", np.zeros((0, 0), np.uint8), ())
-    if ink_h < 0.6 * mm and ink_w < 0.6 * mm:
+    strong_level, faint_level = _ink_levels(crop)
+    extent = _ink_extent(crop, strong_level, dpi)
+    if extent is None or _looks_like_dash(extent, mm) or _is_speck(extent, mm):
+        # Faded print at low resolution can stay lighter than the fixed ink level:
+        # a glyph-sized shape well darker than the paper is text all the same.
+        relaxed = float(np.median(crop)) - FADED_CONTRAST
+        relaxed_extent = _ink_extent(crop, relaxed, dpi) if relaxed > strong_level else None
+        if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
+            strong_level, extent = relaxed, relaxed_extent
+            faint_level = max(faint_level, (relaxed + float(np.median(crop))) / 2)
+    if extent is None:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    if _looks_like_dash(extent, mm):
+        return CellImage("dash", np.zeros((0, 0), np.uint8), ())
+    if _is_speck(extent, mm):
+        return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    min_area = _min_area(dpi)
     # The text's extent comes from the faint mask, so thin light strokes are not cut off.
     faint_raw = crop <= faint_level
     faint = _clear_border_rules(faint_raw, dpi)
@@ -97,7 +104,31 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     trimmed = np.full((ink_h + 2 * margin, ink_w + 2 * margin), 255, np.uint8)
     trimmed[margin : margin + ink_h, margin : margin + ink_w] = clean[ys0:ys1, xs0:xs1]
     lines = _line_spans(keep_mask[ys0:ys1, xs0:xs1], mm)
-    return CellImage("text", trimmed, tuple((a + margin, b + margin) for a, b in lines))
+    return CellImage("text", trimmed, tuple((a + margin, b + margin) for a, b in lines), dpi)
+
+
+def _min_area(dpi: int) -> float:
+    # Specks from noise or JPEG are smaller than any stroke of a character.
+    return max(3, (dpi / 300) ** 2 * 12)
+
+
+def _ink_extent(crop: np.ndarray, level: float, dpi: int) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the ink at or below ``level``, rules and specks left out."""
+    if not level:
+        return None
+    ink = _clear_border_rules(crop <= level, dpi)
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi)]
+    return _bounds(stats, keep) if keep else None
+
+
+def _looks_like_dash(extent: tuple[int, int, int, int], mm: float) -> bool:
+    ink_w, ink_h = extent[2] - extent[0], extent[3] - extent[1]
+    return ink_h <= 0.8 * mm and ink_w >= 1.5 * mm and ink_w >= 4 * ink_h
+
+
+def _is_speck(extent: tuple[int, int, int, int], mm: float) -> bool:
+    return extent[3] - extent[1] < 0.6 * mm and extent[2] - extent[0] < 0.6 * mm
 
 
 def _bounds(stats: np.ndarray, keep: list[int]) -> tuple[int, int, int, int]:

@@ -23,6 +23,8 @@ REVIEW_BELOW = 0.98
 PRIOR = {
     "agreed": 0.999,
     "agreed_but_trap": 0.995,
+    "vocabulary": 0.995,
+    "agreed_lowres_cmp": 0.9,
     "confirmed_by_rule": 0.999,
     "confirmed_by_vocabulary": 0.999,
     "blank": 0.999,
@@ -36,7 +38,7 @@ PRIOR = {
 
 
 def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str]) -> str:
-    if text.source in ("agreed", "agreed_but_trap", "blank", "dash"):
+    if text.source in ("agreed", "agreed_but_trap", "agreed_lowres_cmp", "vocabulary", "blank", "dash"):
         return text.source
     if path in confirmed_by_rule:
         return "confirmed_by_rule"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models import PageError, PageResult, PageStatus, SourceRef
-from pipeline.assemble import AssembledPage, FieldEvidence, assemble_record
+from pipeline.assemble import AssembledPage, FieldEvidence, assemble_record, form_vocabulary
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.blank import is_blank
@@ -56,8 +56,9 @@ def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = 
         # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
         image = erase_seals(image, page.dpi, ghost=page.was_colour)
+        vocabulary = form_vocabulary(lexicon)
         texts: dict[Cell, CellText] = {
-            cell: reader.read(prepare_cell(image, cell.box, page.dpi)) for cell in grid.cells
+            cell: reader.read(prepare_cell(image, cell.box, page.dpi), vocabulary) for cell in grid.cells
         }
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
         assembled = assemble_record(grid, texts, header, lexicon)

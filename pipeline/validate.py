@@ -181,6 +181,8 @@ def confidence_flags(page: AssembledPage, classes: dict[str, str]) -> Iterator[F
     vocabulary nor by a PP-OCR score that has proved right often enough."""
     for path, why in page.unmapped.items():
         yield Flag(field=path, reason=FlagReason.MISSING.value, message=why)
+    for path, why in page.misaligned.items():
+        yield Flag(field=path, reason=rule_reason("layout"), message=why)
     for path, raw in page.unparseable.items():
         evidence = page.evidence.get(path)
         yield Flag(

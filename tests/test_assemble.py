@@ -74,12 +74,75 @@ def test_headers_read_as_one_cell_leave_their_columns_flagged_not_guessed():
     assert "read as one cell" in assembled.unmapped["funds[0].execution_rate"]
 
 
-def test_a_misread_total_label_is_not_taken_for_an_indicator_row():
+def _with_label_misread(label: str, misread: str) -> tuple[FormRecord, FormRecord]:
+    """(truth, record assembled) for the first fixture page with one label read wrong."""
     page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
     grid, texts = perfect_reading(page)
-    total = next(c for c, t in texts.items() if t.text == "总分")
-    texts[total] = CellText("分", 0.6, "paddle")
-    truth = FormRecord.model_validate(page["record"])
-    record = assemble_record(grid, texts, "（2020年度）").record
+    cell = next(c for c, t in texts.items() if t.text == label)
+    texts[cell] = CellText(misread, 0.5, "paddle")
+    return FormRecord.model_validate(page["record"]), assemble_record(grid, texts, "（2020年度）").record
+
+
+def test_a_misread_total_label_is_not_taken_for_an_indicator_row():
+    truth, record = _with_label_misread("总分", "分")
     assert record.indicators == truth.indicators
     assert (record.total_weight, record.total_score) == (truth.total_weight, truth.total_score)
+
+
+def _merge_right(grid: Grid, texts: dict[Cell, CellText], left: Cell, right: Cell, text: CellText) -> Grid:
+    """The grid as read when the rule between two neighbouring cells was missed."""
+    merged = Cell(left.row, left.col, left.row_span, left.col_span + right.col_span,
+                  Box(left.box.x0, left.box.y0, right.box.x1, left.box.y1))
+    del texts[left], texts[right]
+    texts[merged] = text
+    cells = sorted([c for c in grid.cells if c not in (left, right)] + [merged], key=lambda c: (c.row, c.col))
+    return Grid(grid.row_edges, grid.col_edges, tuple(cells))
+
+
+def _page_with_unnamed_level2_row() -> dict:
+    for path in TRUTH:
+        page = json.loads(path.read_text(encoding="utf-8"))["pages"][0]
+        cells = {(c["row"], c["col"]): c for c in page["grid"]["cells"]}
+        header = next(c for c in page["grid"]["cells"] if c["text"].replace("\n", "") == "三级指标")
+        for c in page["grid"]["cells"]:
+            name = cells.get((c["row"], header["col"]))
+            if c["col"] == header["col"] - 1 and c["row"] > header["row"] and c["text"] and name and not name["text"]:
+                return page
+    raise AssertionError("no fixture page has a 二级指标 row without an indicator")
+
+
+def test_a_missed_rule_between_an_unnamed_level2_and_its_name_cell_adds_no_indicator():
+    page = _page_with_unnamed_level2_row()
+    grid, texts = perfect_reading(page)
+    truth = FormRecord.model_validate(page["record"])
+    header = next(c for c, t in texts.items() if t.text == "三级指标")
+    level2 = next(c for c, t in texts.items() if c.col == header.col - 1 and c.row > header.row and t.text
+                  and texts[next(n for n in texts if (n.row, n.col) == (c.row, header.col))].is_blank)
+    name = next(n for n in texts if (n.row, n.col) == (level2.row, header.col))
+    grid = _merge_right(grid, texts, level2, name, texts[level2])
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert assembled.record.indicators == truth.indicators
+
+
+def test_a_cell_reaching_under_two_fund_headers_flags_both_fields():
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    annual_header = next(c for c, t in texts.items() if t.text == "全年预算数")
+    executed_header = next(c for c, t in texts.items() if t.text == "全年执行数")
+    row = annual_header.row + 1
+    annual = next(c for c in texts if c.row == row and c.col == annual_header.col)
+    executed = next(c for c in texts if c.row == row and c.col == executed_header.col)
+    grid = _merge_right(grid, texts, annual, executed, texts[annual])
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert set(assembled.misaligned) == {"funds[0].annual_budget", "funds[0].executed"}
+    from pipeline.validate import validate
+
+    flagged = {f.field for f in validate(assembled) if f.reason == "rule:layout"}
+    assert flagged == {"funds[0].annual_budget", "funds[0].executed"}
+
+
+def test_a_blurred_goal_label_is_not_taken_from_the_indicator_header():
+    # 实际完成值 (an indicator header) is close to 实际完成情况: a seal over the real label
+    # must not send goal_actual to the cell under 实际完成值.
+    truth, record = _with_label_misread("实际完成情况", "实际气5.")
+    assert record.goal_actual == truth.goal_actual

@@ -56,3 +56,23 @@ def test_a_faint_thin_stroke_is_not_cut_off():
         faint[:, first_glyph : first_glyph + int(3.5 * MM)], 165
     )
     assert prepared(faint).image.shape[1] >= dark.image.shape[1] - 2
+
+
+def test_faded_print_lighter_than_the_ink_level_is_still_text():
+    # A faded "0" at ~170 grey never reaches the fixed ink level (160), but it is a
+    # glyph-sized shape far darker than the paper: it must be read, not called blank.
+    faded = prepared(cell("0", ink=172, rule=False))
+    assert faded.kind == "text" and len(faded.line_spans) == 1
+    assert prepared(cell("≥90%", ink=172, rule=False)).kind == "text"  # not a dash either
+
+
+def test_a_seal_ghost_in_an_empty_cell_stays_blank():
+    # What seal erasure leaves in a colour scan: a ring arc and a letter stroke ~50 levels
+    # under the paper, spread wider than a line of text.
+    image = cell("", rule=False).copy()
+    h, w = image.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    ring = np.abs(np.hypot(xx - w * 0.1, yy - h * 1.8) - h * 1.6) < 0.6 * MM
+    image[ring] = 198
+    image[2 : int(1.6 * MM), int(0.4 * w) : int(0.4 * w) + 3] = 198
+    assert prepared(image).kind == "blank"

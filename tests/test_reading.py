@@ -71,3 +71,30 @@ def test_spaces_in_printed_text_do_not_survive(reader):
     image, page, cells = page_cells("seed-4")
     cell = cell_printed(cells, "24次")
     assert reader.read(prepare_cell(image, cell.box, page.dpi)).text == "24次"
+
+
+class _CountingPaddle:
+    def __init__(self, engine) -> None:
+        self.engine, self.calls = engine, 0
+
+    def read(self, cell):
+        self.calls += 1
+        return self.engine.read(cell)
+
+
+def test_a_label_tesseract_reads_exactly_skips_the_second_engine(reader):
+    from pipeline.assemble import form_vocabulary
+
+    image, page, cells = page_cells("seed-1")
+    label = prepare_cell(image, cell_printed(cells, "项目名称").box, page.dpi)
+    value = prepare_cell(image, cell_printed(cells, "223.86").box, page.dpi)
+    counting = _CountingPaddle(reader.paddle)
+    reader.paddle = counting
+    try:
+        vocabulary = form_vocabulary()
+        got = reader.read(label, vocabulary)
+        assert (got.text, got.source, counting.calls) == ("项目名称", "vocabulary", 0)
+        got = reader.read(value, vocabulary)  # a number is no word of the form: both engines read it
+        assert (got.text, counting.calls) == ("223.86", 1) and got.source == "agreed"
+    finally:
+        reader.paddle = counting.engine

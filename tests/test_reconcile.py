@@ -20,6 +20,14 @@ def test_agreement_certifies_after_repair():
         ("≤预算", "K《预算"),
         ("≥90%", "> 905%"),  # and reads % as 5%
         ("项目经费（区府办【2019】7号）", "项目经费 〈区府办【2019】7号)"),  # （ as 〈
+        ("经费（沪财行【2023】94号）", "经费 〈(沪财行【2023】94号)"),  # or as 〈(
+        ("≥85%", "2 85%"),  # ≥ as a 2 set apart
+        ("≥98%", "298%"),  # or glued, when PP-OCR saw the ≥
+        ("≥99%", "之99名"),  # % as 名, 久, 包 or 狼
+        ("0", "O"),
+        ("≥98%", "Z>98%"),
+        ("≤5天", "ES5天"),
+        ("100%", "1005"),
     ],
 )
 def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesseract):
@@ -34,6 +42,9 @@ def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesser
         ("95%", "98%"),
         ("级", "二级"),  # a leading character PP-OCR lost is not a comparator
         (">90%", ">905%"),  # PP-OCR's > may be a ≥ it misread: only an exact match certifies it
+        ("98%", "298%"),  # without PP-OCR's ≥, a leading 2 is a digit
+        ("95", "9久"),  # % lookalikes stand for % only
+        ("项目O", "项目0"),  # O and 0 are one only in numbers
     ],
 )
 def test_real_disagreements_stay_disagreements(paddle, tesseract):

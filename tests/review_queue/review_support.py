@@ -42,12 +42,12 @@ class CachingReader:
     def __init__(self, reader: CellReader) -> None:
         self.reader = reader
         self.paddle = _CachingEngine(reader.paddle)
-        self.memo: dict[str, CellText] = {}
+        self.memo: dict[tuple[str, frozenset[str]], CellText] = {}
 
-    def read(self, cell: CellImage) -> CellText:
-        key = _cell_key(cell)
+    def read(self, cell: CellImage, vocabulary: frozenset[str] = frozenset()) -> CellText:
+        key = (_cell_key(cell), vocabulary)
         if key not in self.memo:
-            self.memo[key] = self.reader.read(cell)
+            self.memo[key] = self.reader.read(cell, vocabulary)
         return self.memo[key]
 
 

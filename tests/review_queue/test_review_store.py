@@ -224,8 +224,8 @@ class MisreadingReader:
     def __init__(self, reader) -> None:
         self.reader, self.paddle = reader, reader.paddle
 
-    def read(self, cell):
-        result = self.reader.read(cell)
+    def read(self, cell, vocabulary=frozenset()):
+        result = self.reader.read(cell, vocabulary)
         if result.text == UNIT:
             return CellText(MISREAD, 0.93, "paddle", {"paddle": MISREAD, "tesseract": "上海市宝山区行政服务中"})
         return result
