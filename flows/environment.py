@@ -7,6 +7,7 @@ real server, or a ``PREFECT_HOME`` of one's own).
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 DATA_DIR = Path("data")  # the project's data folder, as the default queue sqlite:///data/formscan.db
@@ -33,3 +34,21 @@ def configure_prefect(data_dir: Path = DATA_DIR) -> None:
         os.environ.setdefault(name, value)
     # Prefect makes its home without parents; its local server cannot start without it.
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def stop_local_server_with_this_process() -> None:
+    """Without ``PREFECT_API_URL``, start Prefect's local server now and have a watchdog stop it when
+    this process is gone: Prefect stops it at exit, but a process killed with SIGKILL would leave it
+    running. Call after ``configure_prefect``."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return
+    server = SubprocessASGIServer()  # the instance Prefect's client uses when it needs the local server
+    server.start()
+    subprocess.Popen(
+        ["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+                     f"kill {server.server_process.pid} 2>/dev/null"],
+        start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )

@@ -54,9 +54,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     if args.dask_address and args.task_runner != "dask":
         print("formscan: --dask-address goes with --task-runner dask", file=sys.stderr)
         return 2
-    from flows.environment import configure_prefect
+    from flows.environment import configure_prefect, stop_local_server_with_this_process
 
     configure_prefect()
+    stop_local_server_with_this_process()
     from flows.ingest import ingest_batch, reporting_progress, task_runner
 
     runner = task_runner(args.workers, args.dask_address, dask=args.task_runner == "dask")
@@ -82,7 +83,10 @@ def run_schedule(args: argparse.Namespace) -> int:
 
     configure_prefect()
     if args.once:
+        from flows.environment import stop_local_server_with_this_process
         from flows.ingest import ingest_inbox
+
+        stop_local_server_with_this_process()
 
         report = ingest_inbox(args.inbox, store=args.store, audit_rate=args.audit_rate,
                               min_age_seconds=args.min_age, workers=args.workers)

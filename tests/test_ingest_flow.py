@@ -115,16 +115,39 @@ def test_a_changed_file_is_a_new_version(prefect_api, tmp_path):
         ("scan.png", 1, "blank_page"), ("scan.png", 1, "blank_page")]
 
 
-def formscan_ingest(*args: str, api: str) -> subprocess.Popen:
-    env = {**os.environ, "PREFECT_API_URL": api}
+def formscan_ingest(*args: str) -> subprocess.Popen:
+    """`formscan ingest` as a user runs it: Prefect's local server, started by the command."""
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     return subprocess.Popen([sys.executable, "-m", "formscan", "ingest", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_run_killed_mid_batch_and_run_again_has_every_page_exactly_once(prefect_api, tmp_path):
+def local_servers_of(pid: int) -> list[int]:
+    """The Prefect local servers (uvicorn) that process ``pid`` started."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == pid and b"uvicorn" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_run_killed_mid_batch_and_run_again_has_every_page_exactly_once(tmp_path):
     db = f"sqlite:///{tmp_path / 'queue.db'}"
     args = [str(SCANS / "batch-3.pdf"), str(SCANS / "seed-3.pdf"), "--db", db, "--workers", "1"]
-    run = formscan_ingest(*args, api=prefect_api)
+    run = formscan_ingest(*args)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and run.poll() is None:
@@ -132,15 +155,21 @@ def test_a_run_killed_mid_batch_and_run_again_has_every_page_exactly_once(prefec
                 break
             time.sleep(0.2)
         assert run.poll() is None, f"the run ended before it could be killed:\n{run.communicate()[1]}"
-        os.killpg(run.pid, signal.SIGKILL)  # its process group: the command and whatever it started
+        servers = local_servers_of(run.pid)
+        assert servers, "formscan ingest runs Prefect's local server"
+        run.send_signal(signal.SIGKILL)  # kill -9 of the command alone
     finally:
         run.wait(timeout=60)
         run.stdout.close()
         run.stderr.close()
     landed = queue_rows(db)
     assert 1 <= len(landed) < 4
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in servers), "the local Prefect server outlived the killed command"
 
-    rerun = formscan_ingest(*args, api=prefect_api)
+    rerun = formscan_ingest(*args)
     _, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr
     rows = queue_rows(db)
