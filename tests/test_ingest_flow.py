@@ -101,6 +101,23 @@ def test_the_summary_is_a_markdown_artifact_of_the_run(first_run):
     assert any("| 2 | 2 | 0 | 2 |" in a.data for a in artifacts)  # pages, added, already there, forms
 
 
+def test_a_documents_page_tasks_carry_its_tag(first_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
+
+    from pipeline.read import file_sha256
+
+    tag = f"document:{file_sha256(SCANS / 'seed-1.pdf')[:16]}"
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 60  # task runs reach the API as events, a moment later
+        while True:
+            runs = client.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag])))
+            if runs or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert runs and {run.name for run in runs} == {f"{SCANS / 'seed-1.pdf'} page 1"}
+
+
 def test_a_changed_file_is_a_new_version(prefect_api, tmp_path):
     from flows.ingest import ingest_batch
 
