@@ -43,3 +43,13 @@ def test_prefect_keeps_its_home_in_the_data_folder_and_waits_long_enough_for_its
     assert Path(settings["PREFECT_HOME"]) == (tmp_path / "data" / "prefect").resolve()
     assert int(settings["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]) >= 60
     assert settings["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and settings["DO_NOT_TRACK"] == "1"
+
+
+def test_the_command_line_imports_prefect_only_after_setting_its_defaults():
+    import subprocess
+    import sys
+
+    code = ("import sys, formscan.cli as cli; cli.build_parser(); "
+            "print(any(m.split('.')[0] == 'prefect' for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
