@@ -2,34 +2,25 @@
 
 A page is one task (not one per cell) so Prefect's per-task overhead stays small
 next to the page's OCR. tesserocr and onnxruntime release the GIL, so threads
-give real parallelism; each thread keeps its own engines.
+give real parallelism; each thread keeps its own engines (``flows.resources``).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from models import PageResult
+from flows.resources import thread_reader
 from pipeline.extract import extract_document, plan_pages
-from pipeline.ocr import CellReader
-
-_engines = threading.local()
-
-
-def _reader() -> CellReader:
-    if getattr(_engines, "reader", None) is None:
-        _engines.reader = CellReader()
-    return _engines.reader
 
 
 @task(name="extract-page", retries=1, retry_delay_seconds=2)
 def extract_page_task(path: str, number: int) -> PageResult:
-    (result,) = extract_document(path, _reader(), [number])
+    (result,) = extract_document(path, thread_reader(), [number])
     return result
 
 

@@ -158,13 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"0 for no limit (default: {DEFAULT_PAGE_TIMEOUT_S:g})",
     )
     extract.set_defaults(func=run_extract)
-    __import__("review.commands").commands.register(sub)  # ingest, review, export, user, token (issue 4)
+    __import__("formscan.flow_commands").flow_commands.register(sub)  # ingest, schedule, deploy (Prefect flows)
+    __import__("review.commands").commands.register(sub)  # review, export, user, token (issue 4)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "workers", 0) < 0:
+    if (getattr(args, "workers", 0) or 0) < 0:
         print("formscan: --workers must be at least 1", file=sys.stderr)
         return 2
     return args.func(args)

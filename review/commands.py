@@ -1,4 +1,4 @@
-"""The queue's subcommands: ingest, review, export, user add, token create.
+"""The queue's subcommands: review, export, user add, token create (ingest is in ``formscan.flow_commands``).
 
 ``formscan.cli.build_parser`` calls ``register``; everything heavy (SQLAlchemy,
 FastAPI, the OCR engines) is imported only when a command runs.
@@ -18,28 +18,6 @@ def _open(args: argparse.Namespace):
     from review.store import open_store
 
     return open_store(args.db, args.store)
-
-
-def run_ingest(args: argparse.Namespace) -> int:
-    from review.ingest import ingest
-
-    if not 0.0 <= args.audit_rate <= 1.0:
-        print("formscan: --audit-rate must be between 0 and 1", file=sys.stderr)
-        return 2
-    store = _open(args)
-    try:
-        def progress(file: str, number: int, status: str) -> None:
-            if not args.quiet:
-                print(f"{file} page {number}: {status}", file=sys.stderr)
-
-        report = ingest(store, args.paths, audit_rate=args.audit_rate, batch_name=args.batch, on_page=progress)
-    finally:
-        store.close()
-    for failed in report.failed:
-        print(f"formscan: {failed.source.file}: {failed.error.kind}: {failed.error.message}", file=sys.stderr)
-    if not args.quiet:
-        print(f"formscan: {report.summary()}", file=sys.stderr)
-    return 0 if report.added or report.skipped else 1
 
 
 def run_review(args: argparse.Namespace) -> int:
@@ -110,28 +88,17 @@ def run_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _db_options(parser: argparse.ArgumentParser) -> None:
+def add_db_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help=DB_HELP)
     parser.add_argument("--store", metavar="DIR", help=STORE_HELP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the review queue's subcommands to ``formscan``'s parser."""
-    ingest = sub.add_parser("ingest", help="put scanned pages in the review queue",
-                            description="Read PDFs and images into the review queue database. Pages already "
-                            "there (same file content, same page) are skipped.")
-    ingest.add_argument("paths", nargs="+", metavar="PATH", help="PDF or image files, or folders of them")
-    _db_options(ingest)
-    ingest.add_argument("--audit-rate", type=float, default=0.02, metavar="SHARE",
-                        help="share of auto-accepted pages sent to review as 'audit' (default 0.02)")
-    ingest.add_argument("--batch", metavar="NAME", help="name of this batch in the queue")
-    ingest.add_argument("-q", "--quiet", action="store_true", help="no per-page lines and no summary")
-    ingest.set_defaults(func=run_ingest)
-
     review = sub.add_parser("review", help="serve the review UI and JSON API",
                             description="Serve the review UI (log in with a user from `formscan user add`) "
                             "and the JSON API (bearer tokens from `formscan token create`; docs at /docs).")
-    _db_options(review)
+    add_db_options(review)
     review.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     review.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     review.set_defaults(func=run_review)
@@ -146,18 +113,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "corrected, auto_accepted, rejected, error")
     export.add_argument("-o", "--output", required=True, metavar="FILE")
     export.add_argument("--audit-trail", metavar="CSV", help="also write the audit trail of these pages to CSV")
-    _db_options(export)
+    add_db_options(export)
     export.set_defaults(func=run_export)
 
     user = sub.add_parser("user", help="manage reviewers").add_subparsers(dest="user_command", required=True)
     add = user.add_parser("add", help="add a reviewer or set a reviewer's password")
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    _db_options(add)
+    add_db_options(add)
     add.set_defaults(func=run_user_add)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="print a new bearer token for a reviewer")
     create.add_argument("name")
-    _db_options(create)
+    add_db_options(create)
     create.set_defaults(func=run_token_create)

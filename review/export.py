@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from models import FormRecord, PageError, PageResult, PageStatus, SourceRef
 from review.fields import format_value
 from review.queue import STATUSES, flag_from_row
-from review.store import Correction, Document, PageRow, ReviewStore
+from review.store import WHOLE_FILE, Correction, Document, PageRow, ReviewStore
 
 FORMATS = ("jsonl", "csv", "xlsx")
 PAGE_COLUMNS = ("year", "project_name", "department", "implementing_unit", "funds_unit", "goal_expected",
@@ -34,7 +34,8 @@ def _pages(session: Session, statuses: list[str] | None) -> Iterator[PageRow]:
 
 
 def page_result(page: PageRow) -> PageResult:
-    source = SourceRef(file=page.document.name, page=page.number)
+    # A file refused as a whole has no page, as in `formscan extract`'s error line.
+    source = SourceRef(file=page.document.name, page=None if page.number == WHOLE_FILE else page.number)
     if page.record is None:
         return PageResult(source=source, error=PageError(kind=page.error_kind or "error",
                                                          message=page.error_message or ""))

@@ -3,40 +3,41 @@
 Each page is stored in one transaction (page, cells, field evidence, record, flags),
 so an interrupted run leaves whole pages only, and a page already in the queue
 (same file content by SHA-256, same page number) is skipped: ingest is idempotent.
+A file refused as a whole (corrupt, encrypted, ...) is kept as one error row with page
+number ``WHOLE_FILE``, keyed by its bytes like any page.
+
+``ingest`` runs it in this process; ``flows.ingest`` runs the same steps
+(``read_for_queue``, ``store_extraction``, ``record_refused_file``) as Prefect tasks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from models import PageResult
-from pipeline.errors import FormscanError
+from pipeline.errors import DuplicateFileError, FormscanError, InternalError
 from pipeline.extract import PageExtraction, error_result, extract_page_full, plan_pages
 from pipeline.grid import Cell
 from pipeline.ocr import CellReader
-from pipeline.read import read_pages
+from pipeline.read import file_sha256, read_pages  # file_sha256 raises FormscanError for a file without bytes
 from review.queue import lexicon_from_db
-from review.store import Batch, CellRow, Document, FieldEvidenceRow, FlagRow, PageRow, ReviewStore
+from review.store import WHOLE_FILE, Batch, CellRow, Document, FieldEvidenceRow, FlagRow, PageRow, ReviewStore
 
 DEFAULT_AUDIT_RATE = 0.02
 IMAGE_FORMAT, IMAGE_SUFFIX = "WEBP", ".webp"  # a grey A4 scan in ~200 kB instead of a few MB of PNG
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# Failures of the disk or the database, not of the page: worth trying again, never recorded as the page's error.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OSError, OperationalError)
 
 
 def in_audit_sample(sha256: str, number: int, rate: float) -> bool:
@@ -65,7 +66,8 @@ def _write_image(store: ReviewStore, sha256: str, number: int, extraction: PageE
     relative = f"pages/{sha256[:2]}/{sha256}-{number}{IMAGE_SUFFIX}"
     target = store.store_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
+    # Two workers may write the same page at once: each writes its own partial file.
+    partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")
     Image.fromarray(extraction.image).save(partial, IMAGE_FORMAT, quality=80, method=4)
     os.replace(partial, target)  # never a half-written image under the real name
     return relative
@@ -121,12 +123,73 @@ def store_extraction(store: ReviewStore, batch_id: int, file_name: str, sha256: 
         return None  # another ingest stored the same page at the same moment
 
 
-def _new_batch(store: ReviewStore, name: str | None, paths: list[str]) -> int:
+def new_batch(store: ReviewStore, name: str | None, paths: list[str]) -> int:
     with store.transaction() as session:
         batch = Batch(name=name or f"{datetime.now():%Y-%m-%d %H:%M} {', '.join(paths)[:120]}")
         session.add(batch)
         session.flush()
         return batch.id
+
+
+def _page_in_queue(session: Session, sha256: str, number: int) -> bool:
+    return session.scalar(
+        select(PageRow.id).join(Document, Document.id == PageRow.document_id)
+        .where(Document.sha256 == sha256, PageRow.number == number)
+    ) is not None
+
+
+def pages_in_queue(store: ReviewStore, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (file sha256, page number) pairs the queue holds."""
+    keys = set(keys)
+    found: set[tuple[str, int]] = set()
+    ordered = sorted(keys)
+    with store.transaction() as session:
+        for start in range(0, len(ordered), 500):  # bounded IN lists
+            chunk = ordered[start:start + 500]
+            found.update((sha256, number) for sha256, number in session.execute(
+                select(Document.sha256, PageRow.number).join(PageRow, PageRow.document_id == Document.id)
+                .where(tuple_(Document.sha256, PageRow.number).in_(chunk))
+            ))
+    return found
+
+
+def read_for_queue(store: ReviewStore, file_name: str, sha256: str, number: int,
+                   reader: Callable[[], CellReader]) -> PageExtraction | None:
+    """The page extracted with the queue's learned lexicon, or None when the queue holds it already.
+
+    A bad page becomes an error result; so does an unexpected exception (``internal``), so that
+    a bug on one page does not end the batch. Only ``TRANSIENT_ERRORS`` propagate.
+    """
+    with store.transaction() as session:
+        if _page_in_queue(session, sha256, number):
+            return None
+        lexicon = lexicon_from_db(session)  # re-read per page: reviewers teach meanwhile
+    try:
+        page = next(iter(read_pages(file_name, [number])))
+        return extract_page_full(page, reader(), lexicon)
+    except FormscanError as exc:
+        return PageExtraction(error_result(exc, file_name, number))
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded with the page, see the docstring
+        error = InternalError(f"{type(exc).__name__}: {exc}", file=file_name, page=number)
+        return PageExtraction(error_result(error, file_name, number))
+
+
+def refused_file_sha256(refused: PageResult) -> str | None:
+    """The sha256 a refused file is recorded under, or None when it is not recorded: it has no
+    bytes to key it by (not found, unreadable), or they are in the queue under another name (duplicate)."""
+    if refused.error is None or refused.error.kind == DuplicateFileError.kind:
+        return None
+    try:
+        return file_sha256(refused.source.file)
+    except FormscanError:
+        return None
+
+
+def record_refused_file(store: ReviewStore, batch_id: int, refused: PageResult, sha256: str) -> PageRow | None:
+    """Keep a file refused as a whole as one error row (page ``WHOLE_FILE``); None if already there."""
+    return store_extraction(store, batch_id, refused.source.file, sha256, WHOLE_FILE, PageExtraction(refused))
 
 
 def ingest(
@@ -142,31 +205,33 @@ def ingest(
     paths = [str(p) for p in paths]
     items, failed = plan_pages(paths)
     report = IngestReport(failed=failed)
+
+    def batch_id() -> int:  # made with the first row stored: a run that adds nothing leaves no batch
+        if report.batch_id is None:
+            report.batch_id = new_batch(store, batch_name, paths)
+        return report.batch_id
+
+    def engines() -> CellReader:
+        nonlocal reader
+        if reader is None:
+            os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+            reader = CellReader()
+        return reader
+
+    for refused in failed:
+        sha256 = refused_file_sha256(refused)
+        if sha256 and not pages_in_queue(store, [(sha256, WHOLE_FILE)]):
+            record_refused_file(store, batch_id(), refused, sha256)
     hashes: dict[str, str] = {}
     for file_name, number in items:
         if file_name not in hashes:
             hashes[file_name] = file_sha256(file_name)
         sha256 = hashes[file_name]
-        with store.transaction() as session:
-            present = session.scalar(
-                select(PageRow.id).join(Document, Document.id == PageRow.document_id)
-                .where(Document.sha256 == sha256, PageRow.number == number)
-            )
-            lexicon = None if present else lexicon_from_db(session)  # re-read per page: reviewers teach meanwhile
-        if present:
+        extraction = read_for_queue(store, file_name, sha256, number, engines)
+        if extraction is None:
             report.skipped += 1
             continue
-        if reader is None:
-            os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-            reader = CellReader()
-        try:
-            page = next(iter(read_pages(file_name, [number])))
-            extraction = extract_page_full(page, reader, lexicon)
-        except FormscanError as exc:
-            extraction = PageExtraction(error_result(exc, file_name, number))
-        if report.batch_id is None:
-            report.batch_id = _new_batch(store, batch_name, paths)
-        stored = store_extraction(store, report.batch_id, file_name, sha256, number, extraction, audit_rate)
+        stored = store_extraction(store, batch_id(), file_name, sha256, number, extraction, audit_rate)
         if stored is None:
             report.skipped += 1
             continue

@@ -38,6 +38,7 @@ from pipeline.errors import FormscanError
 DEFAULT_DATABASE_URL = "sqlite:///data/formscan.db"
 DATABASE_URL_ENV = "FORMSCAN_DATABASE_URL"
 STORE_DIR_ENV = "FORMSCAN_STORE_DIR"
+WHOLE_FILE = 0  # the page number of the row that records a file refused as a whole (corrupt, encrypted, ...)
 
 
 class PageNotFoundError(FormscanError):

@@ -1,29 +1,12 @@
 """The Prefect extract flow, run for real on Prefect's local test server."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).parent.parent
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="formscan-prefect-"))
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
 
-
-@pytest.fixture(scope="module")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def test_extract_flow_writes_one_line_per_page_and_reports_failures(prefect_server, tmp_path):
+def test_extract_flow_writes_one_line_per_page_and_reports_failures(prefect_api, tmp_path):
     from flows.extract import extract_flow
 
     broken = tmp_path / "broken.pdf"
