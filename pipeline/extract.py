@@ -13,25 +13,67 @@ from pathlib import Path
 import numpy as np
 
 from models import PageError, PageResult, PageStatus, SourceRef
-from pipeline.assemble import AssembledPage, FieldEvidence, assemble_record, form_vocabulary
+from pipeline.assemble import AssembledPage, FieldEvidence, assemble_record, form_vocabulary, read_year
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.blank import is_blank
 from pipeline.errors import BlankPageError, DuplicateFileError, FormscanError, TooManyPagesError
 from pipeline.grid import Box, Cell, Grid, detect_grid
 from pipeline.lexicon import Lexicon
+from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import erase_seals
-from pipeline.validate import validate
+from pipeline.validate import confirmed_by_rules, validate
 
 
 def read_header(page_image, top: int, dpi: int, reader: CellReader) -> str:
-    """The text above the table (title and 年度), read by PP-OCR alone: only the year is taken from it."""
+    """The text above the table (title and 年度): only the year is taken from it.
+
+    Tesseract first: PP-OCR on the whole header band costs ~0.3-0.8 s, a tenth of the
+    page, and is needed only when Tesseract's reading shows no year.
+    """
     region = prepare_cell(page_image, Box(0, 0, page_image.shape[1], max(0, top)), dpi)
     if region.kind != "text":
         return ""
-    return reader.paddle.read(region).text
+    text = reader.tesseract.read(region).text
+    return text if read_year(text) is not None else reader.paddle.read(region).text
+
+
+def _number_kind(path: str) -> str:
+    field_name = path.rsplit(".", 1)[-1]
+    if field_name == "execution_rate":
+        return "rate"
+    return "amount" if field_name in ("initial_budget", "annual_budget", "executed") else "score"
+
+
+def read_cells(
+    image: np.ndarray, dpi: int, grid: Grid, header: str, reader: CellReader, lexicon: Lexicon | None = None
+) -> dict[Cell, CellText]:
+    """Every cell's text, PP-OCR asked only where Tesseract's reading is not already vouched for.
+
+    Tesseract reads every cell first (~14 ms a cell). Its readings settle a cell when they
+    are exactly a word of the form, or when the form's arithmetic holds over them (the
+    执行率 equation, the 分值 and 得分 sums: a misread digit would break it) and each is
+    printed as the form prints such a number. Only the other cells get PP-OCR's second
+    opinion (~50 ms a cell).
+    """
+    vocabulary = form_vocabulary(lexicon)
+    cells = {cell: prepare_cell(image, cell.box, dpi) for cell in grid.cells}
+    first = {cell: reader.first_reading(cell_image, vocabulary) for cell, cell_image in cells.items()}
+    try:
+        draft = assemble_record(grid, first, header, lexicon)
+    except FormscanError:
+        settled: set[Cell] = set()  # Tesseract alone could not even find the labels
+    else:
+        settled = {
+            draft.evidence[path].cell for path in confirmed_by_rules(draft.record)
+            if path in draft.evidence and printed_as(_number_kind(path), draft.evidence[path].text.text)
+        }
+    return {
+        cell: first[cell] if cell in settled else reader.second_opinion(cell_image, first[cell])
+        for cell, cell_image in cells.items()
+    }
 
 
 @dataclass
@@ -56,11 +98,8 @@ def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = 
         # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
         image = erase_seals(image, page.dpi, ghost=page.was_colour)
-        vocabulary = form_vocabulary(lexicon)
-        texts: dict[Cell, CellText] = {
-            cell: reader.read(prepare_cell(image, cell.box, page.dpi), vocabulary) for cell in grid.cells
-        }
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
+        texts = read_cells(image, page.dpi, grid, header, reader, lexicon)
         assembled = assemble_record(grid, texts, header, lexicon)
     except FormscanError as exc:
         if exc.file is None:

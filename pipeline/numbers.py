@@ -26,3 +26,17 @@ def parse_number(text: str, *, percent: bool = False) -> float | None:
     if not _NUMBER.match(cleaned):
         raise NumberFormatError(f"{text!r} is not a number")
     return float(cleaned)
+
+
+# How each kind of number is printed on the form; a reading outside its grammar (88.429 for
+# 88.42%: the % read as a digit) is not trusted on one engine's word.
+PRINTED = {
+    "amount": re.compile(r"^\d{1,3}(,\d{3})*(\.\d{1,2})?$|^\d+(\.\d{1,2})?$"),
+    "rate": re.compile(r"^\d{1,3}(\.\d{1,2})?%$"),
+    "score": re.compile(r"^\d{1,3}(\.\d{1,2})?$"),
+}
+
+
+def printed_as(kind: str, text: str) -> bool:
+    """Is ``text`` exactly how the form prints a number of ``kind`` (amount, rate, score)?"""
+    return bool(PRINTED[kind].match("".join(unicodedata.normalize("NFKC", text).split())))

@@ -178,12 +178,17 @@ class CellReader:
         self.paddle = PaddleEngine()
 
     def read(self, cell: CellImage, vocabulary: frozenset[str] = frozenset()) -> CellText:
-        """Both engines' reconciled reading; Tesseract's alone when it reads a word of ``vocabulary``.
+        """The cell's reading: Tesseract's first, then PP-OCR's second opinion where needed."""
+        return self.second_opinion(cell, self.first_reading(cell, vocabulary))
+
+    def first_reading(self, cell: CellImage, vocabulary: frozenset[str] = frozenset()) -> CellText:
+        """Tesseract's reading alone (source ``tesseract``), or a settled one: blank, "—", or
+        exactly a word of ``vocabulary`` (source ``vocabulary``).
 
         About half a page's text cells hold the form's fixed words (labels, 指标 names).
         Tesseract misreading one of them into *another* exact word of the form is rare
-        (calibrated as its own evidence class), and skipping PP-OCR there saves most
-        of its cost: PP-OCR takes ~50 ms a cell, Tesseract ~14 ms.
+        (calibrated as its own evidence class), so PP-OCR (~50 ms a cell against
+        Tesseract's ~14 ms) is not asked there.
         """
         if cell.kind == "blank":
             return BLANK
@@ -193,8 +198,14 @@ class CellReader:
         t_text = repair_text(tess.text)
         if vocabulary and comparable(t_text) in vocabulary:
             return CellText(t_text, max(tess.confidence, 0.99), "vocabulary", {tess.engine: tess.text})
-        paddle = self.paddle.read(cell)
-        text = reconcile(paddle, tess)
+        return CellText(t_text, min(tess.confidence, 0.5), "tesseract", {tess.engine: tess.text})
+
+    def second_opinion(self, cell: CellImage, first: CellText) -> CellText:
+        """PP-OCR's reading reconciled with Tesseract's ``first``; a settled first reading stands."""
+        if first.source != "tesseract":
+            return first
+        tess = Reading(self.tesseract.name, first.readings.get(self.tesseract.name, ""), first.confidence)
+        text = reconcile(self.paddle.read(cell), tess)
         if text.source == "agreed" and cell.dpi and cell.dpi <= LOW_DPI and text.text[:1] in (">", "<"):
             # Both engines read ">" where the scan may have lost the bar of "≥": its own
             # evidence class, so calibration decides whether it needs a look.

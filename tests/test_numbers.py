@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.numbers import NumberFormatError, parse_number
+from pipeline.numbers import NumberFormatError, parse_number, printed_as
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,15 @@ def test_percent_column_accepts_a_missing_sign():
 def test_text_that_is_no_number_is_an_error(text):
     with pytest.raises(NumberFormatError):
         parse_number(text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "printed"),
+    [
+        ("rate", "88.42%", True), ("rate", "88.429", False), ("rate", "100%", True),
+        ("amount", "223.86", True), ("amount", "1,020,000", True), ("amount", "223.861", False),
+        ("score", "7.6", True), ("score", "10", True), ("score", "10%", False),
+    ],
+)
+def test_numbers_are_trusted_on_one_engine_only_as_the_form_prints_them(kind, text, printed):
+    assert printed_as(kind, text) is printed

@@ -98,3 +98,28 @@ def test_a_label_tesseract_reads_exactly_skips_the_second_engine(reader):
         assert (got.text, counting.calls) == ("223.86", 1) and got.source == "agreed"
     finally:
         reader.paddle = counting.engine
+
+
+def test_numbers_the_arithmetic_vouches_for_are_not_read_twice(reader):
+    # The 分值 column adds up to 总分 in Tesseract's own readings: those cells keep them,
+    # and PP-OCR is asked only about the rest.
+    from models import FormRecord
+    from pipeline.extract import extract_page_full
+    from pipeline.validate import confirmed_by_rules
+
+    (page,) = read_pages(FIXTURES / "scans" / "seed-2.pdf")
+    truth = FormRecord.model_validate(
+        json.loads((FIXTURES / "truth" / "seed-2.json").read_text(encoding="utf-8"))["pages"][0]["record"]
+    )
+    counting = _CountingPaddle(reader.paddle)
+    reader.paddle = counting
+    try:
+        extraction = extract_page_full(page, reader)
+    finally:
+        reader.paddle = counting.engine
+    record = extraction.result.record
+    settled = {path for path, ev in extraction.evidence.items() if ev.text.source == "tesseract"}
+    assert settled and settled <= confirmed_by_rules(record)
+    assert record == truth
+    text_cells = sum(1 for text in extraction.cells.values() if text.source not in ("blank", "dash"))
+    assert counting.calls <= text_cells - len(settled) + 1  # + the header, when Tesseract missed its year

@@ -27,7 +27,7 @@ def _cell_key(cell: CellImage) -> str:
 
 class _CachingEngine:
     def __init__(self, engine) -> None:
-        self.engine, self.memo = engine, {}
+        self.engine, self.memo, self.name = engine, {}, engine.name
 
     def read(self, cell: CellImage) -> Reading:
         key = _cell_key(cell)
@@ -36,19 +36,15 @@ class _CachingEngine:
         return self.memo[key]
 
 
-class CachingReader:
-    """The real ``CellReader``, with each distinct cell image read only once."""
+class CachingReader(CellReader):
+    """The real ``CellReader``'s logic over its engines, each distinct cell image read only once."""
 
-    def __init__(self, reader: CellReader) -> None:
-        self.reader = reader
+    def __init__(self, reader: CellReader) -> None:  # noqa: D107 - the engines are shared, not loaded again
+        self.tesseract = _CachingEngine(reader.tesseract)
         self.paddle = _CachingEngine(reader.paddle)
-        self.memo: dict[tuple[str, frozenset[str]], CellText] = {}
 
-    def read(self, cell: CellImage, vocabulary: frozenset[str] = frozenset()) -> CellText:
-        key = (_cell_key(cell), vocabulary)
-        if key not in self.memo:
-            self.memo[key] = self.reader.read(cell, vocabulary)
-        return self.memo[key]
+    def close(self) -> None:
+        pass
 
 
 @dataclass

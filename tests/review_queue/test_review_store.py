@@ -222,10 +222,13 @@ class MisreadingReader:
     """The real (memoised) engines, except that this archive's unit name is misread on every page."""
 
     def __init__(self, reader) -> None:
-        self.reader, self.paddle = reader, reader.paddle
+        self.reader, self.paddle, self.tesseract = reader, reader.paddle, reader.tesseract
 
-    def read(self, cell, vocabulary=frozenset()):
-        result = self.reader.read(cell, vocabulary)
+    def first_reading(self, cell, vocabulary=frozenset()):
+        return self.reader.first_reading(cell, vocabulary)
+
+    def second_opinion(self, cell, first):
+        result = self.reader.second_opinion(cell, first)
         if result.text == UNIT:
             return CellText(MISREAD, 0.93, "paddle", {"paddle": MISREAD, "tesseract": "上海市宝山区行政服务中"})
         return result
