@@ -646,17 +646,32 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None, faint: bool |
 
     ``px_per_mm`` defaults to the A4 scale implied by the page size. ``faint`` looks
     for faded hairline rules (more sensitive, and more easily misled by text); by
-    default it is tried only when the normal pass finds no table.
+    default it is tried only when the normal pass finds no table, or a block of cells
+    merged both ways (then kept only if it has no such block).
     Raises ``NoTableError`` when no ruled table (2+ crossing rules each way) is found.
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
     if faint is None:
         try:
-            return _detect_grid(gray, ppm, faint=False)
+            grid = _detect_grid(gray, ppm, faint=False)
         except NoTableError:
             return _detect_grid(gray, ppm, faint=True)
+        if not _has_merged_block(grid):
+            return grid
+        # A block merged across rows *and* columns inside the table is what faded rules under
+        # a seal leave behind (labels merge one way only): the faint pass may see them.
+        try:
+            retry = _detect_grid(gray, ppm, faint=True)
+        except NoTableError:
+            return grid
+        return grid if _has_merged_block(retry) else retry
     return _detect_grid(gray, ppm, faint)
+
+
+def _has_merged_block(grid: Grid) -> bool:
+    """A cell spanning several rows and several columns, away from the first column."""
+    return any(c.row_span >= 2 and c.col_span >= 2 and c.col > 0 for c in grid.cells)
 
 
 def _detect_grid(gray: np.ndarray, ppm: float, faint: bool) -> Grid:

@@ -254,27 +254,61 @@ def test_real_scan_no_crash(path: Path) -> None:
         assert grid.n_rows >= 2 and grid.n_cols >= 2
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_faded_hairline_rules_between_pixel_rows_are_found(seed: int) -> None:
-    # A faded 1-px rule printed across two pixel rows leaves about half its darkness (13 of 26 levels here) in
-    # each, level with the scan's noise: the normal pass sees no table, the faint one does.
-    ppm = 150 / 25.4
-    rows_mm = [40 + 9.3 * k for k in range(8)]
-    cols_mm = [20.0, 48.3, 95.6, 140.2, 190.4]
+HAIRLINE_PPM = 150 / 25.4
+HAIRLINE_ROWS_MM = [40 + 9.3 * k for k in range(8)]
+HAIRLINE_COLS_MM = [20.0, 48.3, 95.6, 140.2, 190.4]
+
+
+def _hairline_table(level: float, faded: float | None = None, seed: int = 0) -> np.ndarray:
+    """A 7 x 4 table at 150 dpi, rules 2 px at ``level``, each rule's centre between two
+    pixel rows; with ``faded``, the rules around cell (2..4, 1..3) are at that level instead.
+    Scanned with noise and JPEG."""
+    ppm, rows, cols = HAIRLINE_PPM, HAIRLINE_ROWS_MM, HAIRLINE_COLS_MM
     page = np.full((int(round(297 * ppm)), int(round(210 * ppm))), 250.0, np.float32)
-    for y in rows_mm:
-        top = int(y * ppm)  # the rule's centre falls between rows top and top + 1
-        page[top : top + 2, int(cols_mm[0] * ppm) : int(cols_mm[-1] * ppm) + 2] = 250 - 26
-    for x in cols_mm:
+
+    def h_rule(y: float, x0: float, x1: float, value: float) -> None:
+        top = int(y * ppm)
+        page[top : top + 2, int(x0 * ppm) : int(x1 * ppm) + 2] = value
+
+    def v_rule(x: float, y0: float, y1: float, value: float) -> None:
         left = int(x * ppm)
-        page[int(rows_mm[0] * ppm) : int(rows_mm[-1] * ppm) + 2, left : left + 2] = 250 - 26
+        page[int(y0 * ppm) : int(y1 * ppm) + 2, left : left + 2] = value
+
+    for y in rows:
+        h_rule(y, cols[0], cols[-1], level)
+    for x in cols:
+        v_rule(x, rows[0], rows[-1], level)
+    if faded is not None:
+        h_rule(rows[3], cols[1] + 0.6, cols[3] - 0.6, faded)
+        v_rule(cols[2], rows[2] + 0.6, rows[4] - 0.6, faded)
     rng = np.random.default_rng(seed)
     noisy = np.clip(page + rng.normal(0, 6.0, page.shape), 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 60])
-    scan = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    with pytest.raises(NoTableError):
-        detect_grid(scan, faint=False)
-    grid = detect_grid(scan)
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+def _assert_plain_7x4(grid: Grid) -> None:
     assert (grid.n_rows, grid.n_cols) == (7, 4)
     assert all((c.row_span, c.col_span) == (1, 1) for c in grid.cells) and len(grid.cells) == 28
-    assert [round(x / ppm) for x in grid.col_edges] == [round(c) for c in cols_mm]
+    assert [round(x / HAIRLINE_PPM) for x in grid.col_edges] == [round(c) for c in HAIRLINE_COLS_MM]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_faded_hairline_rules_between_pixel_rows_are_found(seed: int) -> None:
+    # A faded 1-px rule printed across two pixel rows leaves about half its darkness (13 of
+    # 26 levels here) in each, level with the scan's noise: the normal pass sees no table,
+    # the faint one does.
+    scan = _hairline_table(250 - 26, seed=seed)
+    with pytest.raises(NoTableError):
+        detect_grid(scan, faint=False)
+    _assert_plain_7x4(detect_grid(scan))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rules_faded_inside_the_table_are_found_again(seed: int) -> None:
+    # Inside an otherwise clear table, the rules around one cell have faded to hairlines
+    # (as under a seal): the normal pass merges a block across rows and columns, the
+    # faint pass separates it again.
+    scan = _hairline_table(120, faded=250 - 26, seed=seed)
+    assert any(c.row_span > 1 and c.col_span > 1 for c in detect_grid(scan, faint=False).cells)
+    _assert_plain_7x4(detect_grid(scan))
