@@ -32,7 +32,7 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
     # Its venv absent, img2table is skipped with the way to make it, and its ratio is not measured.
     assert re.search(rf"^{re.escape(IMG2TABLE)}\s+skipped: .*bash bench/img2table_env.sh", out, re.M)
     assert re.search(r"fields \d+\.\d%, cells \d+\.\d%", out)  # formscan's accuracy, the truth being there
-    assert re.search(r"cells in page text \d+\.\d%", out)
+    assert re.search(r"cells in page text \d+\.\d%, as tokens \d+\.\d%", out)
     for stage in STAGES:
         assert re.search(rf"^  {re.escape(stage)}\s+\d+\.\d+ s", out, re.M), stage
     for metric, target, _holds in TARGETS:
