@@ -148,15 +148,28 @@ class Timed:
     returncode: int
 
 
-def run_timed(command: list[str], stdout: Path, stderr: Path, env: dict | None = None) -> Timed:
-    """Wall time and peak RSS of ``command`` and the processes it waited for (os.wait4's own rusage)."""
+# Runs one command and writes its wall time and rusage to argv[1]. A process of its own, a few MB:
+# Linux carries a parent's RSS high-water mark through fork and exec into the child's ru_maxrss,
+# and this benchmark's own RSS (the engines are loaded here) would be every command's "peak".
+LAUNCHER = """
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as report:
+    json.dump({"seconds": seconds, "maxrss_kb": usage.ru_maxrss, "status": os.waitstatus_to_exitcode(status)}, report)
+"""
+
+
+def run_timed(command: list[str], stdout: Path, stderr: Path) -> Timed:
+    """Wall time of ``command`` and peak RSS of the processes it waited for, measured by LAUNCHER."""
+    report = stderr.with_suffix(".timed.json")
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env or SUBPROCESS_ENV)
-        _pid, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Timed(seconds, usage.ru_maxrss * 1024, process.returncode)
+        subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(report), *command], stdout=out, stderr=err,
+                       env=SUBPROCESS_ENV, check=True)
+    timed = json.loads(report.read_text())
+    return Timed(timed["seconds"], timed["maxrss_kb"] * 1024, timed["status"])
 
 
 @dataclass
@@ -411,77 +424,131 @@ def median_run(runs: list[ContenderRun]) -> ContenderRun:
     return ContenderRun(seconds, max(r.peak_rss for r in runs), runs[0].pages, runs[-1].note)
 
 
-def median_stages(runs: list[StageRun]) -> dict[str, float]:
-    return {stage: statistics.median(r.seconds_per_page[stage] for r in runs) for stage in STAGES}
-
-
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def print_report(
-    *, images: list[PageImage], folder: Path, repeats: int, load: tuple[float, float],
-    contenders: dict[str, ContenderRun], accuracy: dict[str, str], stages: dict[str, float],
-    stage_total: float, engine_load: float, missing: list[str], long_run: LongRun | None, skipped: list[str],
-) -> dict[str, float | None]:
-    dpis = sorted({i.dpi for i in images})
-    print(f"formscan speed benchmark: {len(images)} pages from {folder} ({dpis[0]}-{dpis[-1]} dpi), "
-          f"medians of {repeats} run(s), {os.cpu_count()} cores, "
-          f"load average {load[0]:.1f} before, {load[1]:.1f} after")
+@dataclass
+class Measurements:
+    """Everything the contenders' runs measured, medians over the repeats."""
+
+    images: list[PageImage]
+    repeats: int
+    load_before: float
+    load_after: float
+    contenders: dict[str, ContenderRun]
+    accuracy: dict[str, str]
+    stages: dict[str, float]  # seconds per page
+    stage_total: float
+    engine_load: float
+    missing: list[str]
+
+
+def measure(args: argparse.Namespace, img2table: Path | None, work: Path, reader, engine_load: float,
+            documents: list[Path], images: list[PageImage]) -> Measurements:
+    """Every contender once per repeat, in turn, then formscan's stages in this process; medians."""
+    load_before = os.getloadavg()[0]
+    runs: dict[str, list[ContenderRun]] = defaultdict(list)
+    stage_runs: list[StageRun] = []
+    first: dict[str, object] = {}  # each contender's output of the first repeat: what accuracy is scored on
+    for repeat in range(1, args.repeats + 1):
+        print(f"speed: run {repeat}/{args.repeats} over {len(images)} pages", file=sys.stderr)
+        for workers, name in ((1, FORMSCAN_1), (2, FORMSCAN_2)):
+            run, jsonl = run_formscan(documents, len(images), workers, work)
+            runs[name].append(run)
+            if name not in first:
+                first[name] = jsonl.rename(work / f"first-{jsonl.name}")
+        run, texts = run_tesseract_pass(images, work)
+        runs[TESSERACT_PASS].append(run)
+        first.setdefault(TESSERACT_PASS, texts)
+        if img2table is not None:
+            run, cells = run_img2table(images, img2table, work)
+            runs[IMG2TABLE].append(run)
+            first.setdefault(IMG2TABLE, cells)
+        stage_runs.append(run_stages(images, reader))
+    load_after = os.getloadavg()[0]
+
+    accuracy = {}
+    truth_dir = args.folder.parent / "truth"
+    if truth_dir.is_dir():
+        truth = truth_cells(truth_dir, images)
+        fields = formscan_field_accuracy(first[FORMSCAN_1], truth_dir)
+        cells = share_as_cells(truth, stage_runs[0].cell_texts)
+        accuracy[FORMSCAN_1] = f"fields {percent(fields)}, cells {percent(cells)}"
+        in_text, as_tokens = (share_in_page_text(truth, first[TESSERACT_PASS], whole=w) for w in (False, True))
+        accuracy[TESSERACT_PASS] = f"cells in page text {percent(in_text)}, as tokens {percent(as_tokens)}"
+        if IMG2TABLE in first:
+            accuracy[IMG2TABLE] = f"cells {percent(share_as_cells(truth, first[IMG2TABLE]))}"
+    return Measurements(
+        images, args.repeats, load_before, load_after, {name: median_run(r) for name, r in runs.items()}, accuracy,
+        {stage: statistics.median(r.seconds_per_page[stage] for r in stage_runs) for stage in STAGES},
+        statistics.median(r.total_per_page for r in stage_runs), engine_load, stage_runs[0].missing,
+    )
+
+
+def print_measurements(m: Measurements, folder: Path, skipped: list[str]) -> None:
+    dpis = sorted({i.dpi for i in m.images})
+    print(f"formscan speed benchmark: {len(m.images)} pages from {folder} ({dpis[0]}-{dpis[-1]} dpi), "
+          f"medians of {m.repeats} run(s), {os.cpu_count()} cores, "
+          f"load average {m.load_before:.1f} before, {m.load_after:.1f} after")
     print()
     print(f"{'contender':<42}{'s/page':>8}{'pages/min':>11}{'peak RSS':>11}  accuracy (see below)")
-    for name, run in contenders.items():
+    for name, run in m.contenders.items():
         print(f"{name:<42}{run.seconds_per_page:>8.2f}{60 / run.seconds_per_page:>11.1f}"
-              f"{run.peak_rss / 2**20:>8.0f} MB  {accuracy.get(name, '')}")
+              f"{run.peak_rss / 2**20:>8.0f} MB  {m.accuracy.get(name, '')}")
     for line in skipped:
-        print(f"{line}")
-    for name, run in contenders.items():
+        print(line)
+    for name, run in m.contenders.items():
         if run.note:
             print(f"  {name}: {run.note}")
     print("  accuracy: formscan: field accuracy (bench.accuracy) of the 1-worker output, and in the in-process run")
     print("  the share of truth cell texts equal to a cell it read; tesseract: the share of truth cell texts whose")
     print("  every line is inside one line of its page text (an upper bound: \"15\" is found in \"2015\"), and whose")
     print("  every line is a whole token of it (cut at whitespace and |); img2table: the share equal to a cell it")
-    print("  extracted.")
-    print("  Texts compared after NFKC with whitespace removed; truth cells are the non-empty cells of the truth grid.")
-
-    one = contenders.get(FORMSCAN_1)
-    two = contenders.get(FORMSCAN_2)
-    tess = contenders.get(TESSERACT_PASS)
-    i2t = contenders.get(IMG2TABLE)
-    measured = {
-        TARGETS[0][0]: one.seconds_per_page / tess.seconds_per_page if one and tess else None,
-        TARGETS[1][0]: one.seconds_per_page / i2t.seconds_per_page if one and i2t else None,
-        TARGETS[2][0]: one.seconds / two.seconds if one and two else None,
-        TARGETS[3][0]: 60 / two.seconds_per_page if two else None,
-        TARGETS[4][0]: max(r.peak_rss for r in (one, two) if r) / 2**20 if one or two else None,
-        TARGETS[5][0]: long_run.growth * 100 if long_run else None,
-    }
-
+    print("  extracted. Texts compared after NFKC with whitespace removed; truth cells are the non-empty cells of")
+    print("  the truth grid; scored on the first run.")
     print()
-    print(f"formscan per page, in this process, by stage (engines loaded once before: {engine_load:.1f} s)")
+    print(f"formscan per page, in this process, by stage (engines loaded once before: {m.engine_load:.1f} s)")
     for stage in STAGES:
-        print(f"  {stage:<36}{stages[stage]:>8.3f} s {stages[stage] / stage_total:>6.1%}")
-    print(f"  {'total':<36}{stage_total:>8.3f} s")
-    if missing:
-        print(f"  not found, counted in other: {', '.join(missing)}")
-    if long_run:
-        print()
-        print(f"long run: {long_run.pages} pages through one process; RSS after page {long_run.warm_after} "
-              f"(every image read once) {long_run.rss_warm / 2**20:.0f} MB, after the last "
-              f"{long_run.rss_last / 2**20:.0f} MB: growth {long_run.growth:+.1%}; "
-              f"peak {long_run.peak_rss / 2**20:.0f} MB")
+        print(f"  {stage:<36}{m.stages[stage]:>8.3f} s {m.stages[stage] / m.stage_total:>6.1%}")
+    print(f"  {'total':<36}{m.stage_total:>8.3f} s")
+    if m.missing:
+        print(f"  not found, counted in other: {', '.join(m.missing)}")
 
+
+def print_long_run(long_run: LongRun) -> None:
+    print()
+    print(f"long run: {long_run.pages} pages through one process; RSS after page {long_run.warm_after} "
+          f"(every image read once) {long_run.rss_warm / 2**20:.0f} MB, after the last "
+          f"{long_run.rss_last / 2**20:.0f} MB: growth {long_run.growth:+.1%}; "
+          f"peak {long_run.peak_rss / 2**20:.0f} MB")
+
+
+def target_figures(contenders: dict[str, ContenderRun], long_run: LongRun | None) -> dict[str, float | None]:
+    """The measured value of each of the issue's targets, None when its contender was not run."""
+    one, two = contenders.get(FORMSCAN_1), contenders.get(FORMSCAN_2)
+    tess, i2t = contenders.get(TESSERACT_PASS), contenders.get(IMG2TABLE)
+    values = (
+        one.seconds_per_page / tess.seconds_per_page if one and tess else None,
+        one.seconds_per_page / i2t.seconds_per_page if one and i2t else None,
+        one.seconds / two.seconds if one and two else None,
+        60 / two.seconds_per_page if two else None,
+        max(r.peak_rss for r in (one, two) if r) / 2**20 if one or two else None,
+        long_run.growth * 100 if long_run else None,
+    )
+    return {metric: value for (metric, _, _), value in zip(TARGETS, values)}
+
+
+def print_targets(figures: dict[str, float | None]) -> None:
     print()
     print(f"{'metric':<50}{'target':>9}{'measured':>11}  result")
     for metric, target, holds in TARGETS:
-        value = measured[metric]
+        value = figures[metric]
         if value is None:
             shown, verdict = "-", "not measured" + (" (--long N)" if metric == TARGETS[5][0] else "")
         else:
             shown, verdict = f"{value:.2f}", "pass" if holds(value) else "FAIL"
         print(f"{metric:<50}{target:>9}{shown:>11}  {verdict}")
-    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -501,17 +568,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speed: no folder {args.folder}; make the development set with\n"
               "  python -m bench.eval_set --out data/dev --purpose development", file=sys.stderr)
         return 2
+    sys.stdout.reconfigure(line_buffering=True)  # the contenders' table shows before a long run starts
 
     skipped = []
-    python = None if args.no_img2table else img2table_python(args.img2table_venv)
+    img2table = None if args.no_img2table else img2table_python(args.img2table_venv)
     if args.no_img2table:
         skipped.append(f"{IMG2TABLE:<42}  left out (--no-img2table)")
-    elif python is None:
+    elif img2table is None:
         skipped.append(f"{IMG2TABLE:<42}  skipped: no {args.img2table_venv}; make it with bash bench/img2table_env.sh")
         print(f"speed: {args.img2table_venv} is absent, img2table is skipped; make it with "
               "bash bench/img2table_env.sh", file=sys.stderr)
 
-    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="formscan-speed-") as temp:
         work = Path(temp)
         documents = choose_documents(args.folder, args.pages)
@@ -519,58 +586,30 @@ def main(argv: list[str] | None = None) -> int:
         if not images:
             print(f"speed: no pages in {args.folder}", file=sys.stderr)
             return 2
-
         from pipeline.ocr import CellReader
 
         started = time.perf_counter()
         reader = CellReader()
         engine_load = time.perf_counter() - started
-
-        runs: dict[str, list[ContenderRun]] = defaultdict(list)
-        stage_runs: list[StageRun] = []
-        outputs: dict[str, object] = {}
-        for repeat in range(1, args.repeats + 1):
-            print(f"speed: run {repeat}/{args.repeats} over {len(images)} pages", file=sys.stderr)
-            for workers, name in ((1, FORMSCAN_1), (2, FORMSCAN_2)):
-                run, jsonl = run_formscan(documents, len(images), workers, work)
-                runs[name].append(run)
-                if name not in outputs:  # the first run's records are the ones scored
-                    outputs[name] = jsonl.rename(work / f"first-{jsonl.name}")
-            run, texts = run_tesseract_pass(images, work)
-            runs[TESSERACT_PASS].append(run)
-            outputs.setdefault(TESSERACT_PASS, texts)
-            if python is not None:
-                run, cells = run_img2table(images, python, work)
-                runs[IMG2TABLE].append(run)
-                outputs.setdefault(IMG2TABLE, cells)
-            stage_runs.append(run_stages(images, reader))
-        long_run = run_long(images, reader, args.long) if args.long else None
+        measured = measure(args, img2table, work, reader, engine_load, documents, images)
+        print_measurements(measured, args.folder, skipped)
+        long_run = None
+        if args.long:
+            long_run = run_long(images, reader, args.long)
+            print_long_run(long_run)
         reader.close()
-
-        contenders = {name: median_run(r) for name, r in runs.items()}
-        accuracy = {}
-        truth_dir = args.folder.parent / "truth"
-        if truth_dir.is_dir():
-            truth = truth_cells(truth_dir, images)
-            formscan_cells = share_as_cells(truth, stage_runs[0].cell_texts)
-            accuracy[FORMSCAN_1] = (f"fields {percent(formscan_field_accuracy(outputs[FORMSCAN_1], truth_dir))}, "
-                                    f"cells {percent(formscan_cells)}")
-            in_text, as_tokens = (share_in_page_text(truth, outputs[TESSERACT_PASS], whole=w) for w in (False, True))
-            accuracy[TESSERACT_PASS] = f"cells in page text {percent(in_text)}, as tokens {percent(as_tokens)}"
-            if IMG2TABLE in outputs:
-                accuracy[IMG2TABLE] = f"cells {percent(share_as_cells(truth, outputs[IMG2TABLE]))}"
-        stage_total = statistics.median(r.total_per_page for r in stage_runs)
-        measured = print_report(
-            images=images, folder=args.folder, repeats=args.repeats, load=(load_before, os.getloadavg()[0]),
-            contenders=contenders, accuracy=accuracy, stages=median_stages(stage_runs), stage_total=stage_total,
-            engine_load=engine_load, missing=stage_runs[0].missing, long_run=long_run, skipped=skipped,
-        )
+    figures = target_figures(measured.contenders, long_run)
+    print_targets(figures)
     if args.json:
         args.json.write_text(json.dumps({
-            "pages": len(images), "repeats": args.repeats, "load_average": [load_before, os.getloadavg()[0]],
-            "contenders": {n: {"seconds_per_page": r.seconds_per_page, "peak_rss_mb": r.peak_rss / 2**20}
-                           for n, r in contenders.items()},
-            "accuracy": accuracy, "stages_seconds_per_page": median_stages(stage_runs), "targets": measured,
+            "pages": len(images), "repeats": args.repeats, "load_average": [measured.load_before, measured.load_after],
+            "contenders": {name: {"seconds_per_page": run.seconds_per_page, "peak_rss_mb": run.peak_rss / 2**20}
+                           for name, run in measured.contenders.items()},
+            "accuracy": measured.accuracy, "stages_seconds_per_page": measured.stages,
+            "long_run": None if long_run is None else {
+                "pages": long_run.pages, "rss_mb_after_first_cycle": long_run.rss_warm / 2**20,
+                "rss_mb_after_last": long_run.rss_last / 2**20, "growth": long_run.growth},
+            "targets": figures,
         }, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
 
