@@ -1,0 +1,46 @@
+"""bench/speed.py runs on two pages and prints its tables: no timing is asserted (issue 6)."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.speed import FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
+    # The layout bench.eval_set writes: FOLDER/scans/*.pdf next to FOLDER/truth/*.json.
+    (tmp_path / "scans").mkdir()
+    for name in ("seed-1.pdf", "seed-2.pdf"):
+        (tmp_path / "scans" / name).symlink_to(ROOT / "fixtures" / "scans" / name)
+    (tmp_path / "truth").symlink_to(ROOT / "fixtures" / "truth")
+    figures = tmp_path / "speed.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.speed", str(tmp_path / "scans"), "--pages", "2", "--repeats", "1",
+         "--img2table-venv", str(tmp_path / "no-venv"), "--json", str(figures)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+
+    assert out.startswith("formscan speed benchmark: 2 pages from")
+    for contender in (FORMSCAN_1, FORMSCAN_2, TESSERACT_PASS):
+        assert re.search(rf"^{re.escape(contender)}\s+\d+\.\d+\s+\d+\.\d\s+\d+ MB", out, re.M), contender
+    # Its venv absent, img2table is skipped with the way to make it, and its ratio is not measured.
+    assert re.search(rf"^{re.escape(IMG2TABLE)}\s+skipped: .*bash bench/img2table_env.sh", out, re.M)
+    assert re.search(r"fields \d+\.\d%, cells \d+\.\d%", out)  # formscan's accuracy, the truth being there
+    assert re.search(r"cells in page text \d+\.\d%, as tokens \d+\.\d%", out)
+    for stage in STAGES:
+        assert re.search(rf"^  {re.escape(stage)}\s+\d+\.\d+ s", out, re.M), stage
+    for metric, target, _holds in TARGETS:
+        assert re.search(rf"^{re.escape(metric)}\s+{re.escape(target)}\s+(\S+)\s+(pass|FAIL|not measured)", out,
+                         re.M), metric
+    assert re.search(rf"^{re.escape(TARGETS[1][0])}.*not measured$", out, re.M)
+
+    written = json.loads(figures.read_text(encoding="utf-8"))
+    assert written["pages"] == 2
+    assert set(written["contenders"]) == {FORMSCAN_1, FORMSCAN_2, TESSERACT_PASS}
+    assert set(written["targets"]) == {metric for metric, _, _ in TARGETS}
