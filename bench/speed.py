@@ -420,8 +420,11 @@ def formscan_field_accuracy(jsonl: Path, truth_dir: Path) -> float | None:
 
 
 def median_run(runs: list[ContenderRun]) -> ContenderRun:
+    """The median time, the highest peak RSS; the note shows every run (the spread says how loaded the machine was)."""
     seconds = statistics.median(r.seconds for r in runs)
-    return ContenderRun(seconds, max(r.peak_rss for r in runs), runs[0].pages, runs[-1].note)
+    each = ", ".join(f"{r.seconds_per_page:.2f}" for r in runs)
+    note = f"s/page of each run {each}" + (f"; last run: {runs[-1].note}" if runs[-1].note else "")
+    return ContenderRun(seconds, max(r.peak_rss for r in runs), runs[0].pages, note)
 
 
 def percent(value: float | None) -> str:
@@ -492,6 +495,7 @@ def print_measurements(m: Measurements, folder: Path, skipped: list[str]) -> Non
           f"medians of {m.repeats} run(s), {os.cpu_count()} cores, "
           f"load average {m.load_before:.1f} before, {m.load_after:.1f} after")
     print()
+    # Peak RSS: the largest single process of the command (a formscan worker), highest over the runs.
     print(f"{'contender':<42}{'s/page':>8}{'pages/min':>11}{'peak RSS':>11}  accuracy (see below)")
     for name, run in m.contenders.items():
         print(f"{name:<42}{run.seconds_per_page:>8.2f}{60 / run.seconds_per_page:>11.1f}"
