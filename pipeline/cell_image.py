@@ -77,11 +77,12 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if extent is None or _looks_like_dash(extent, mm) or _is_speck(extent, mm):
         # Faded print at low resolution can stay lighter than the fixed ink level:
         # a glyph-sized shape well darker than the paper is text all the same.
-        relaxed = float(np.median(crop)) - FADED_CONTRAST
+        paper = float(np.median(crop))
+        relaxed = paper - FADED_CONTRAST
         relaxed_extent = _ink_extent(crop, relaxed, dpi) if relaxed > strong_level else None
         if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
-            strong_level, extent = relaxed, relaxed_extent
-            faint_level = max(faint_level, (relaxed + float(np.median(crop))) / 2)
+            extent = relaxed_extent
+            faint_level = max(faint_level, (relaxed + paper) / 2)
     if extent is None:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     if _looks_like_dash(extent, mm):
