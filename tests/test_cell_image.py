@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -76,3 +79,11 @@ def test_a_seal_ghost_in_an_empty_cell_stays_blank():
     image[ring] = 198
     image[2 : int(1.6 * MM), int(0.4 * w) : int(0.4 * w) + 3] = 198
     assert prepared(image).kind == "blank"
+
+
+def test_a_cell_crossed_only_by_a_rule_is_blank():
+    # Cut from a generated 250 dpi page whose last row's cell box spans a column rule:
+    # the rule is all the ink there is, and it once crashed the trim with no text left.
+    crop = cv2.imread(str(Path(__file__).parents[1] / "fixtures/cells/rule_across_cell.png"), cv2.IMREAD_GRAYSCALE)
+    cell = prepare_cell(crop, Box(0, 0, crop.shape[1], crop.shape[0]), 250)
+    assert cell.kind == "blank"
