@@ -7,7 +7,7 @@ from models.record import (
     FundsRow,
     IndicatorRow,
 )
-from models.result import Flag, FlagReason, PageError, PageResult, PageStatus, SourceRef
+from models.result import Flag, FlagReason, Notice, PageError, PageResult, PageStatus, SourceRef
 
 __all__ = [
     "FORM_TYPE",
@@ -17,6 +17,7 @@ __all__ = [
     "FormRecord",
     "FundsRow",
     "IndicatorRow",
+    "Notice",
     "PageError",
     "PageResult",
     "PageStatus",

@@ -36,6 +36,19 @@ class Flag(BaseModel):
     proposal: str | None = None  # a value a domain rule suggests, for one-key acceptance
 
 
+class Notice(BaseModel):
+    """Something true of the document that a user of its data should know.
+
+    Not a review task: no cell correction changes it (the form prints 万元 over amounts
+    in 元), so the page still goes straight through, carrying the notice to the export.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str
+    message: str
+
+
 class PageStatus(str, Enum):
     AUTO_ACCEPTED = "auto_accepted"
     NEEDS_REVIEW = "needs_review"
@@ -67,6 +80,7 @@ class PageResult(BaseModel):
     source: SourceRef
     record: FormRecord | None = None
     flags: list[Flag] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
     status: PageStatus | None = None
     error: PageError | None = None
 
@@ -76,4 +90,6 @@ class PageResult(BaseModel):
         data = {key: value for key, value in data.items() if value is not None}
         if not data["flags"] and self.error is not None:
             del data["flags"]
+        if not data["notices"]:
+            del data["notices"]
         return json.dumps(data, ensure_ascii=False)

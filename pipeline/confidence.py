@@ -25,6 +25,7 @@ PRIOR = {
     "agreed_but_trap": 0.995,
     "vocabulary": 0.995,
     "agreed_lowres_cmp": 0.9,
+    "comparator_glyph": 0.9,
     "confirmed_by_rule": 0.999,
     "confirmed_by_vocabulary": 0.999,
     "blank": 0.999,
@@ -38,7 +39,7 @@ PRIOR = {
 
 
 def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str]) -> str:
-    if text.source in ("agreed", "agreed_but_trap", "agreed_lowres_cmp", "vocabulary", "blank", "dash"):
+    if text.source in ("agreed", "agreed_but_trap", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash"):
         return text.source
     if path in confirmed_by_rule:
         return "confirmed_by_rule"

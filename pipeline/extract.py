@@ -24,7 +24,7 @@ from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import erase_seals
-from pipeline.validate import confirmed_by_rules, validate
+from pipeline.validate import confirmed_by_rules, record_notices, validate
 
 
 def read_header(page_image, top: int, dpi: int, reader: CellReader) -> str:
@@ -88,7 +88,9 @@ class PageExtraction:
 
 
 def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageExtraction:
+    """``lexicon``: the terms near-miss readings snap to; the form's built-in vocabulary if None."""
     source = SourceRef(file=page.source, page=page.number)
+    lexicon = lexicon or Lexicon.builtin()
     try:
         if is_blank(page.image):
             raise BlankPageError("the page is blank")
@@ -112,7 +114,8 @@ def judge(source: SourceRef, assembled: AssembledPage, lexicon: Lexicon | None =
     """The page's result: its record, its flags, and whether a human must look."""
     flags = validate(assembled, lexicon)
     status = PageStatus.NEEDS_REVIEW if flags else PageStatus.AUTO_ACCEPTED
-    return PageResult(source=source, record=assembled.record, flags=flags, status=status)
+    return PageResult(source=source, record=assembled.record, flags=flags,
+                      notices=record_notices(assembled.record), status=status)
 
 
 def extract_page(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageResult:

@@ -17,8 +17,10 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from opencc import OpenCC
 
 from pipeline.cell_image import CellImage
+from pipeline.comparator import comparator_has_bar
 from pipeline.repair import repair_text
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads only fight the workers
@@ -28,7 +30,7 @@ TESSERACT_LINE_HEIGHT = 32  # px of ink per text line: measured best for chi_sim
 DASH_LOOKALIKES = set("一-—–_─ー")
 
 Source = Literal[
-    "agreed", "agreed_but_trap", "agreed_lowres_cmp", "vocabulary", "paddle", "tesseract", "dash", "blank"
+    "agreed", "agreed_but_trap", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "paddle", "tesseract", "dash", "blank"
 ]
 LOW_DPI = 200  # at or below, the bar under ≥/≤ is a pixel or two and may vanish from both engines' view
 
@@ -128,8 +130,15 @@ class PaddleEngine:
             }
         )
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        # PP-OCR learnt both scripts and now and then answers in traditional characters
+        # (服務對象 for 服务对象); these forms are printed in simplified ones.
+        self._simplified = OpenCC("t2s").convert
 
     def read(self, cell: CellImage) -> Reading:
+        reading = self._read(cell)
+        return replace(reading, text=self._simplified(reading.text))
+
+    def _read(self, cell: CellImage) -> Reading:
         result = self._ocr(cell.image, use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(result, "boxes", None)
         texts = getattr(result, "txts", None)
@@ -205,12 +214,7 @@ class CellReader:
         if first.source != "tesseract":
             return first
         tess = Reading(self.tesseract.name, first.readings.get(self.tesseract.name, ""), first.confidence)
-        text = reconcile(self.paddle.read(cell), tess)
-        if text.source == "agreed" and cell.dpi and cell.dpi <= LOW_DPI and text.text[:1] in (">", "<"):
-            # Both engines read ">" where the scan may have lost the bar of "≥": its own
-            # evidence class, so calibration decides whether it needs a look.
-            text = replace(text, source="agreed_lowres_cmp")
-        return text
+        return settle_comparator(cell, reconcile(self.paddle.read(cell), tess))
 
     def close(self) -> None:
         self.tesseract.close()
@@ -253,6 +257,32 @@ def _agrees_but_for_tesseract_traps(p_text: str, *t_texts: str) -> bool:
         return False
     return bool(p_key) and any(p_key[len(comparator) :] in _tesseract_readings(t, after_ge=bool(comparator))
                                for t in t_texts)
+
+
+_WITH_BAR = {">": "≥", "<": "≤", "≥": "≥", "≤": "≤"}
+_WITHOUT_BAR = {"≥": ">", "≤": "<", ">": ">", "<": "<"}
+
+
+def settle_comparator(cell: CellImage, text: CellText) -> CellText:
+    """At low resolution, a leading comparator is what its glyph shows, not what the engines read.
+
+    Both engines lose the bar of ≥/≤ at 150–200 dpi. Where the glyph shows it (or shows
+    a bare chevron against a reading with a bar), the reading is corrected (its own evidence
+    class, ``comparator_glyph``); a bare chevron agreed by both engines and by the glyph is
+    certified; an undecided glyph leaves an agreed >/< in the ``agreed_lowres_cmp`` class.
+    """
+    comparator = text.text[:1]
+    if comparator not in _WITH_BAR or not cell.dpi or cell.dpi > LOW_DPI:
+        return text
+    bar = comparator_has_bar(cell)
+    if bar is None:
+        return replace(text, source="agreed_lowres_cmp") if text.source == "agreed" and comparator in "><" else text
+    settled = (_WITH_BAR if bar else _WITHOUT_BAR)[comparator]
+    if settled == comparator:
+        return text
+    # Engines that agreed on the rest vouch for it; a disagreement stays the weaker evidence it was.
+    source = "comparator_glyph" if text.source in ("agreed", "agreed_but_trap") else text.source
+    return replace(text, text=settled + text.text[1:], source=source)
 
 
 def _only_dashes(text: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from models import Flag, FlagReason, FormRecord
+from models import Flag, FlagReason, FormRecord, Notice
 from models.result import rule_reason
 from pipeline.assemble import AssembledPage
 from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
@@ -30,6 +30,25 @@ def _embedded_label(value: str) -> str | None:
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def record_notices(record: FormRecord) -> list[Notice]:
+    """What the user of this record should know about the document itself (see ``Notice``)."""
+    notices = []
+    if record.funds_unit == "万元":
+        # The form prints 万元 over amounts that are really 元 on some pages: the heading is
+        # what is wrong, as printed. An amount misread by a factor of 100 breaks 执行率 and
+        # the sums instead, and is flagged there.
+        largest = max(
+            (v for row in record.funds for v in (row.initial_budget, row.annual_budget, row.executed) if v is not None),
+            default=0.0,
+        )
+        if largest >= AMOUNT_LIMIT_WAN:
+            notices.append(Notice(
+                rule="amount_plausible",
+                message=f"{_fmt(largest)} 万元 is implausible for one project: the amounts may be in 元",
+            ))
+    return notices
 
 
 def rule_flags(record: FormRecord) -> Iterator[Flag]:
@@ -76,19 +95,6 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
                 field=f"funds[{i}].score",
                 reason=rule_reason("score_le_weight"),
                 message=f"得分 {_fmt(row.score)} exceeds 分值 {_fmt(row.weight)}",
-            )
-
-    if record.funds_unit == "万元":
-        # The form prints 万元 over amounts that are really 元 on some pages: the unit is what is wrong.
-        largest = max(
-            (v for row in record.funds for v in (row.initial_budget, row.annual_budget, row.executed) if v is not None),
-            default=0.0,
-        )
-        if largest >= AMOUNT_LIMIT_WAN:
-            yield Flag(
-                field="funds_unit",
-                reason=rule_reason("amount_plausible"),
-                message=f"{_fmt(largest)} 万元 is implausible for one project: the amounts may be in 元",
             )
 
     for path in ("project_name", "department", "implementing_unit"):

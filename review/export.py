@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import FormRecord, PageError, PageResult, PageStatus, SourceRef
+from models import FormRecord, Notice, PageError, PageResult, PageStatus, SourceRef
 from review.fields import format_value
 from review.queue import STATUSES, flag_from_row
 from review.store import WHOLE_FILE, Correction, Document, PageRow, ReviewStore
@@ -41,7 +41,8 @@ def page_result(page: PageRow) -> PageResult:
                                                          message=page.error_message or ""))
     status = "auto_accepted" if page.status == "audit" else page.status
     return PageResult(source=source, record=FormRecord.model_validate(page.record),
-                      flags=[flag_from_row(row) for row in page.flags], status=PageStatus(status))
+                      flags=[flag_from_row(row) for row in page.flags],
+                      notices=[Notice.model_validate(n) for n in page.notices or []], status=PageStatus(status))
 
 
 def field_rows(record: FormRecord) -> Iterator[tuple[str, Any]]:

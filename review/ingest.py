@@ -95,6 +95,7 @@ def store_extraction(store: ReviewStore, batch_id: int, file_name: str, sha256: 
                 document_id=document.id, number=number, image_path=image_path, image_width=width,
                 image_height=height, record=result.record.model_dump(mode="json") if result.record else None,
                 machine_flags=[f.model_dump(mode="json") for f in result.flags],
+                notices=[n.model_dump(mode="json") for n in result.notices],
                 status="audit" if audit else status, audit_sample=audit, version=1,
                 error_kind=result.error.kind if result.error else None,
                 error_message=result.error.message if result.error else None,

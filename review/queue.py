@@ -270,7 +270,7 @@ def page_detail(session: Session, page_id: int) -> dict[str, Any]:
         "width": page.image_width, "height": page.image_height, "has_image": bool(page.image_path),
         "error": {"kind": page.error_kind, "message": page.error_message} if page.error_kind else None,
         "record": record.model_dump(mode="json") if record else None,
-        "items": items, "corrections": corrections,
+        "items": items, "corrections": corrections, "notices": page.notices or [],
     }
 
 

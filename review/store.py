@@ -98,6 +98,7 @@ class PageRow(Base):
     image_height: Mapped[int | None] = mapped_column(Integer)
     record: Mapped[dict | None] = mapped_column(JSON)  # FormRecord as JSON, corrections applied
     machine_flags: Mapped[list] = mapped_column(JSON, default=list)  # the pipeline's flags at ingest
+    notices: Mapped[list] = mapped_column(JSON, default=list)  # models.Notice: about the document, not a task
     status: Mapped[str] = mapped_column(String(20), index=True)
     audit_sample: Mapped[bool] = mapped_column(Boolean, default=False)
     error_kind: Mapped[str | None] = mapped_column(String(40))

@@ -1,6 +1,13 @@
-import pytest
+import json
+from pathlib import Path
+from types import SimpleNamespace
 
-from pipeline.ocr import Reading, reconcile
+import numpy as np
+import pytest
+from opencc import OpenCC
+
+from pipeline.cell_image import CellImage
+from pipeline.ocr import PaddleEngine, Reading, reconcile
 
 
 def both(paddle: str, tesseract: str, score: float = 0.95):
@@ -59,3 +66,23 @@ def test_a_lone_stroke_read_as_yi_is_the_forms_dash():
 def test_only_tesseract_reading_is_not_trusted():
     got = both("", "10")
     assert got.source == "tesseract" and got.confidence <= 0.5
+
+
+def test_pp_ocr_answers_in_traditional_characters_are_read_as_the_simplified_form_prints():
+    engine = PaddleEngine.__new__(PaddleEngine)  # the real converter, a stand-in for the model
+    engine._simplified = OpenCC("t2s").convert
+    engine._ocr = lambda image, **_: SimpleNamespace(
+        boxes=[[(0, 0), (90, 0), (90, 20), (0, 20)]], txts=("個別服務對象對辦理時限提出意見",), scores=(0.97,)
+    )
+    reading = engine.read(CellImage("text", np.full((30, 100), 255, np.uint8), ((5, 25),), 300))
+    assert reading.text == "个别服务对象对办理时限提出意见"
+
+
+def test_simplified_text_is_left_as_printed():
+    # Every printed cell of the committed fixtures, the real seed forms' text among them.
+    simplified = OpenCC("t2s").convert
+    fixtures = Path(__file__).parent.parent / "fixtures" / "truth"
+    texts = {c["text"] for f in fixtures.glob("*.json") for p in json.loads(f.read_text("utf-8"))["pages"]
+             for c in p["grid"]["cells"]}
+    assert len(texts) > 300
+    assert {t for t in texts if simplified(t) != t} == set()

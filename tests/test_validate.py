@@ -1,6 +1,6 @@
 from models import FormRecord
 from pipeline.assemble import AssembledPage
-from pipeline.validate import rule_flags, validate
+from pipeline.validate import record_notices, rule_flags, validate
 
 
 def seed_one() -> FormRecord:
@@ -73,15 +73,19 @@ def test_sums_must_match_the_totals():
     assert flags["total_weight"].proposal == "105"
 
 
-def test_yuan_amounts_under_a_wan_yuan_heading_are_implausible():
+def test_yuan_amounts_under_a_wan_yuan_heading_are_a_notice_not_a_review_task():
     record = seed_one()
+    assert record_notices(record) == []
     record.funds[0].annual_budget = 200000
     record.funds[0].initial_budget = 200000
     record.funds[0].executed = 177350.5
     record.funds[0].execution_rate = 88.68
-    assert {f for f, r in reasons(record) if r == "rule:amount_plausible"} == {"funds_unit"}
+    (notice,) = record_notices(record)
+    assert notice.rule == "amount_plausible" and "200000 万元" in notice.message
+    # Printed so, and read right: no field for a reviewer to correct.
+    assert not any(f == "funds_unit" for f, _ in reasons(record))
     record.funds_unit = "元"
-    assert not any(r == "rule:amount_plausible" for _, r in reasons(record))
+    assert record_notices(record) == []
 
 
 def test_missing_required_fields_are_flagged():

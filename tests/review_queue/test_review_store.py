@@ -43,9 +43,29 @@ def test_migrations_make_the_schema_and_reopening_changes_nothing(db_url, tmp_pa
     first.close()
     again = open_store(db_url, tmp_path / "store")
     with again.transaction() as session:
-        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         assert session.scalar(select(func.count()).select_from(PageRow)) == 0
     again.close()
+
+
+def test_a_store_made_by_the_first_release_is_upgraded_on_open(db_url, tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    import review.store
+
+    engine = review.store._engine(review.store.database_url(db_url))
+    config = Config()
+    config.set_main_option("script_location", str(Path(review.store.__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    assert "notices" not in {c["name"] for c in inspect(engine).get_columns("pages")}
+    engine.dispose()
+    store = open_store(db_url, tmp_path / "store")
+    assert "notices" in {c["name"] for c in inspect(store.engine).get_columns("pages")}
+    store.close()
 
 
 def test_a_stored_page_keeps_image_cells_readings_record_and_flags(queue: Queue, flagged_extraction):

@@ -1,0 +1,73 @@
+"""Whether a cell's leading comparator carries the bar of ≥/≤: a look at the glyph itself.
+
+At 150–200 dpi both engines read ≥ as > (and ≤ as <) when the bar has merged into
+the chevron's lower arm or is a pixel thin; agreeing, they would certify a wrong
+reading. The glyph still tells: cut down its middle, > crosses two strokes of equal
+thickness (the arms); ≥ crosses three (arms and bar), or two of which the lower is
+markedly thicker (arm and bar merged). Anything else is left undecided.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.cell_image import CellImage
+
+THREE_STROKE_COLUMNS = 2  # columns crossing three strokes: one alone may be a speck
+MERGED_BAR_RATIO = 1.4  # lower stroke / upper stroke thickness when the bar has merged
+EQUAL_ARMS_RATIO = 1.15
+
+
+def comparator_has_bar(cell: CellImage) -> bool | None:
+    """True: the first glyph of the first line is ≥/≤; False: it is >/<; None: cannot tell."""
+    if cell.kind != "text" or not cell.line_spans:
+        return None
+    glyph = _first_glyph(cell.image, cell.line_spans[0])
+    if glyph is None:
+        return None
+    h, w = glyph.shape
+    if h < 6 or not 0.3 * h <= w <= 1.3 * h:
+        return None  # a rule remnant, a speck, or the chevron run into the next character
+    strokes = [_runs(glyph[:, x]) for x in range(int(w * 0.2), max(int(w * 0.2) + 1, int(np.ceil(w * 0.75))))]
+    if sum(len(r) >= 3 for r in strokes) >= THREE_STROKE_COLUMNS:
+        return True
+    pairs = [r for r in strokes if len(r) == 2]
+    if not pairs or any(len(r) > 2 for r in strokes):
+        return None
+    ratio = float(np.median([lower / upper for upper, lower in pairs]))
+    if ratio >= MERGED_BAR_RATIO:
+        return True
+    if ratio <= EQUAL_ARMS_RATIO:
+        return False
+    return None
+
+
+def _first_glyph(image: np.ndarray, span: tuple[int, int]) -> np.ndarray | None:
+    """The ink mask of the line's leftmost character, with any stroke beneath it (the bar)."""
+    line = image[span[0] : span[1]]
+    if line.size == 0 or line.min() >= 200:
+        return None
+    _, ink = cv2.threshold(line, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    tall = [i for i in range(1, n) if stats[i, cv2.CC_STAT_HEIGHT] >= 0.4 * line.shape[0]]
+    if not tall:
+        return None
+    first = min(tall, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
+    x0 = stats[first, cv2.CC_STAT_LEFT]
+    x1 = x0 + stats[first, cv2.CC_STAT_WIDTH]
+    if any(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] <= x0 and stats[i, cv2.CC_STAT_AREA] >= 4
+           for i in range(1, n)):
+        return None  # ink before it: the comparator itself may be what fell apart
+    # Components lying within the chevron's columns belong to it (a bar drawn apart).
+    parts = [i for i in range(1, n) if stats[i, cv2.CC_STAT_LEFT] >= x0 - 1
+             and stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] <= x1 + 1]
+    mask = np.isin(labels[:, x0:x1], parts).astype(np.uint8)
+    rows = np.flatnonzero(mask.any(axis=1))
+    return mask[rows[0] : rows[-1] + 1] if rows.size else None
+
+
+def _runs(column: np.ndarray) -> list[int]:
+    """Lengths of the ink runs down one pixel column, top first."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], column, [0]))))
+    return [int(b - a) for a, b in zip(edges[::2], edges[1::2])]

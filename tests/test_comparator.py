@@ -1,0 +1,74 @@
+"""The comparator glyph check, on every ≥/≤/>/< cell of the committed low-dpi fixture scans."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.ocr_on_true_grid import true_grid
+from pipeline.cell_image import CellImage, prepare_cell
+from pipeline.comparator import comparator_has_bar
+from pipeline.deskew import rotate
+from pipeline.ocr import LOW_DPI, CellText, settle_comparator
+from pipeline.read import read_pages
+from pipeline.seal import erase_seals
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def comparator_cells() -> list[tuple[str, CellImage, str]]:
+    """(document, prepared cell, printed text) of every cell that starts with a comparator, at ≤ 200 dpi."""
+    found = []
+    for truth_file in sorted((FIXTURES / "truth").glob("*.json")):
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+        pages = truth["pages"]
+        if not any(p["scan"]["dpi"] <= LOW_DPI and _comparators(p) for p in pages):
+            continue
+        for page, page_truth in zip(read_pages(FIXTURES / "scans" / Path(truth["file"]).name), pages):
+            if page.dpi > LOW_DPI:
+                continue
+            image = erase_seals(rotate(page.image, -page_truth["scan"]["skew_deg"]), page.dpi, ghost=page.was_colour)
+            boxes = {(c.row, c.col): c.box for c in true_grid(page_truth, page.dpi).cells}
+            for cell in _comparators(page_truth):
+                found.append((truth_file.stem, prepare_cell(image, boxes[(cell["row"], cell["col"])], page.dpi), cell["text"]))
+    return found
+
+
+def _comparators(page_truth: dict) -> list[dict]:
+    return [c for c in page_truth["grid"]["cells"] if c["text"][:1] in ("≥", "≤", ">", "<") and c["text"]]
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return comparator_cells()
+
+
+def test_the_glyph_never_contradicts_the_print_and_decides_most_cells(cells):
+    assert len(cells) >= 20
+    verdicts = [(doc, printed, comparator_has_bar(cell)) for doc, cell, printed in cells]
+    wrong = [(doc, printed) for doc, printed, bar in verdicts if bar is not None and bar != (printed[0] in "≥≤")]
+    assert wrong == []
+    decided = sum(bar is not None for _, _, bar in verdicts)
+    assert decided >= 0.7 * len(verdicts)
+    # Both kinds are seen and told apart: the check is not a constant.
+    assert {bar for _, _, bar in verdicts} >= {True, False}
+
+
+def test_an_agreed_reading_that_lost_the_bar_is_corrected(cells):
+    doc, cell, printed = next((d, c, p) for d, c, p in cells if p[0] == "≥" and comparator_has_bar(c))
+    agreed = CellText(">" + printed[1:], 0.999, "agreed", {"paddle": ">" + printed[1:]})
+    settled = settle_comparator(cell, agreed)
+    assert (settled.text, settled.source) == (printed, "comparator_glyph")
+
+
+def test_an_agreed_bare_chevron_the_glyph_confirms_stays_agreed(cells):
+    doc, cell, printed = next((d, c, p) for d, c, p in cells if p[0] == ">" and comparator_has_bar(c) is False)
+    agreed = CellText(printed, 0.999, "agreed", {"paddle": printed})
+    assert settle_comparator(cell, agreed) == agreed
+
+
+def test_at_high_resolution_the_engines_reading_stands():
+    blank = CellImage("text", np.full((40, 80), 255, np.uint8), ((5, 35),), dpi=300)
+    reading = CellText(">90%", 0.999, "agreed", {})
+    assert settle_comparator(blank, reading) is reading
