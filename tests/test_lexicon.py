@@ -1,7 +1,11 @@
+from pathlib import Path
+
 from pipeline.assemble import assemble_record
+from pipeline.extract import extract_page_full
 from pipeline.grid import Box, Cell, Grid
 from pipeline.lexicon import Lexicon, field_kind
-from pipeline.ocr import CellText
+from pipeline.ocr import CellReader, CellText
+from pipeline.read import read_pages
 
 
 def test_a_near_miss_snaps_to_the_one_close_term():
@@ -46,3 +50,29 @@ def test_assembly_snaps_with_the_lexicon_and_keeps_the_engine_readings():
     assert page.record.department == "上海市宝山区行政服务中心"
     assert page.evidence["department"].text.readings["paddle"] == "上海市宝山区行政服务中必"
     assert assemble_record(grid, texts).record.department == "上海市宝山区行政服务中必"
+
+
+class Level2MisreadingReader(CellReader):
+    """The real engines, except that PP-OCR misreads one character of 服务对象满意度指标."""
+
+    def first_reading(self, cell, vocabulary=frozenset()):
+        first = super().first_reading(cell, vocabulary)
+        if first.text == "服务对象满意度指标":  # keep it from being settled as a form word
+            return CellText("服务对浆满意度指标", 0.4, "tesseract", {"tesseract": "服务对浆满意度指标"})
+        return first
+
+    def second_opinion(self, cell, first):
+        if first.text == "服务对浆满意度指标":
+            return CellText(first.text, 0.97, "paddle", {"paddle": first.text, "tesseract": first.text})
+        return super().second_opinion(cell, first)
+
+
+def test_extract_snaps_near_misses_to_the_built_in_vocabulary_without_being_given_a_lexicon():
+    (page,) = read_pages(Path(__file__).parent.parent / "fixtures" / "scans" / "random-01.pdf")
+    reader = Level2MisreadingReader()
+    extraction = extract_page_full(page, reader)
+    reader.close()
+    level2 = {row.level2 for row in extraction.result.record.indicators}
+    assert "服务对象满意度指标" in level2 and "服务对浆满意度指标" not in level2
+    snapped = [e for e in extraction.evidence.values() if e.text.readings.get("lexicon") == "服务对象满意度指标"]
+    assert snapped and all(e.text.readings["paddle"] == "服务对浆满意度指标" for e in snapped)
