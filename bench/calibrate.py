@@ -48,8 +48,11 @@ def _classify(job: tuple[str, int]) -> tuple[dict | None, dict[str, str]]:
     return extraction.result.record.model_dump(mode="json"), classes
 
 
-def observe(truth_dir: Path, workers: int) -> list[tuple[str, bool]]:
-    """(evidence class, right?) for every field read from a cell on every page of the set."""
+def observe(truth_dir: Path, workers: int, wrong: list[str] | None = None) -> list[tuple[str, bool]]:
+    """(evidence class, right?) for every field read from a cell on every page of the set.
+
+    ``wrong``: if given, gets one line per wrong field (page, field, class, truth, reading).
+    """
     jobs, truths = [], []
     for truth_file in sorted(truth_dir.glob("*.json")):
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
@@ -58,13 +61,17 @@ def observe(truth_dir: Path, workers: int) -> list[tuple[str, bool]]:
             truths.append(leaf_fields(page["record"]))
     observations = []
     with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
-        for truth, (record, classes) in zip(truths, pool.map(_classify, jobs)):
+        for job, truth, (record, classes) in zip(jobs, truths, pool.map(_classify, jobs)):
             if record is None:
                 continue
             got = leaf_fields(record)
             for field, cls in classes.items():
                 if field in truth:
-                    observations.append((cls, field in got and same_value(truth[field], got[field])))
+                    right = field in got and same_value(truth[field], got[field])
+                    observations.append((cls, right))
+                    if not right and wrong is not None:
+                        wrong.append(f"{Path(job[0]).name} p{job[1]} {field} [{cls}]: "
+                                     f"truth={truth[field]!r} got={got.get(field)!r}")
     return observations
 
 
@@ -103,14 +110,18 @@ def main() -> None:
     parser.add_argument("mode", choices=("fit", "report"))
     parser.add_argument("truth", type=Path)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--wrong", action="store_true", help="list every wrong field with its evidence class")
     args = parser.parse_args()
-    observations = observe(args.truth, args.workers)
+    wrong: list[str] = []
+    observations = observe(args.truth, args.workers, wrong)
     if args.mode == "fit":
         table = fit(observations)
         table["fitted_on"] = str(args.truth)
         CALIBRATION_FILE.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {CALIBRATION_FILE} from {len(observations)} fields")
     report(observations)
+    if args.wrong:
+        print("\nwrong fields:", *wrong, sep="\n  ")
 
 
 if __name__ == "__main__":
