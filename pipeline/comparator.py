@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.cell_image import CellImage
 
 THREE_STROKE_COLUMNS = 2  # columns crossing three strokes: one alone may be a speck
-MERGED_BAR_RATIO = 1.4  # lower stroke / upper stroke thickness when the bar has merged
+MERGED_BAR_RATIO = 1.3  # lower stroke / upper stroke thickness when the bar has merged
 EQUAL_ARMS_RATIO = 1.15
 
 
@@ -35,10 +35,11 @@ def comparator_has_bar(cell: CellImage) -> bool | None:
     pairs = [r for r in strokes if len(r) == 2]
     if not pairs or any(len(r) > 2 for r in strokes):
         return None
-    ratio = float(np.median([lower / upper for upper, lower in pairs]))
-    if ratio >= MERGED_BAR_RATIO:
+    ratios = sorted(lower / upper for upper, lower in pairs)
+    # Thicker along most of its length, not only where anti-aliasing swells one column.
+    if ratios[len(ratios) // 4] >= MERGED_BAR_RATIO:
         return True
-    if ratio <= EQUAL_ARMS_RATIO:
+    if float(np.median(ratios)) <= EQUAL_ARMS_RATIO:
         return False
     return None
 

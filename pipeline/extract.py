@@ -70,10 +70,9 @@ def read_cells(
             draft.evidence[path].cell for path in confirmed_by_rules(draft.record)
             if path in draft.evidence and printed_as(_number_kind(path), draft.evidence[path].text.text)
         }
-    return {
-        cell: first[cell] if cell in settled else reader.second_opinion(cell_image, first[cell])
-        for cell, cell_image in cells.items()
-    }
+    asked = [cell for cell in cells if cell not in settled]
+    second = reader.second_opinions([(cells[cell], first[cell]) for cell in asked])
+    return {**first, **dict(zip(asked, second))}
 
 
 @dataclass

@@ -110,7 +110,14 @@ class TesseractEngine:
 
 
 class PaddleEngine:
-    """PP-OCR detection + recognition on the cell crop (recognition alone drops line ends)."""
+    """PP-OCR: recognition of one-line cells in batches, detection + recognition of the rest.
+
+    Detection finds the text lines of a crop (~25 ms a cell); a cell the crop already shows
+    as one line of ordinary height skips it. Its line, cut with a margin of half its height
+    on either side (recognition alone, on a crop tight at the right, drops the last
+    character), is recognised in one batch with the page's other one-line cells: ~20 ms a
+    line instead of ~50 ms a cell.
+    """
 
     name = "paddle"
 
@@ -135,8 +142,23 @@ class PaddleEngine:
         self._simplified = OpenCC("t2s").convert
 
     def read(self, cell: CellImage) -> Reading:
+        """Detection + recognition of one cell."""
         reading = self._read(cell)
         return replace(reading, text=self._simplified(reading.text))
+
+    def read_many(self, cells: list[CellImage]) -> list[Reading]:
+        """Every cell's reading: one-line cells recognised together, the others one by one."""
+        from rapidocr.ch_ppocr_rec.typings import TextRecInput
+
+        lines = {i: line for i, cell in enumerate(cells) if (line := one_line_crop(cell)) is not None}
+        readings: dict[int, Reading] = {}
+        if lines:
+            result = self._ocr._load_rec_model()(TextRecInput(img=list(lines.values())))
+            for i, text, score in zip(lines, result.txts, result.scores):
+                if text.strip():
+                    readings[i] = Reading(self.name, self._simplified(text), float(score))
+        # A line recognition found nothing in (a lone short glyph, a stroke): detection decides.
+        return [readings[i] if i in readings else self.read(cell) for i, cell in enumerate(cells)]
 
     def _read(self, cell: CellImage) -> Reading:
         result = self._ocr(cell.image, use_det=True, use_cls=False, use_rec=True)
@@ -160,6 +182,25 @@ class PaddleEngine:
         text = "\n".join("".join(t for *_, t, _ in line) for line in lines)
         confidence = min(s for *_, s in items)
         return Reading(self.name, text, confidence)
+
+
+ONE_LINE_MAX_MM = 5.0  # taller "one line" spans are two lines run together, or a line with debris
+
+
+def one_line_crop(cell: CellImage) -> np.ndarray | None:
+    """The cell's single text line as a BGR image for recognition alone, or None when the
+    cell needs PP-OCR's detection (several lines, or a line too tall to be just one)."""
+    if cell.kind != "text" or len(cell.line_spans) != 1 or not cell.dpi:
+        return None
+    y0, y1 = cell.line_spans[0]
+    height = y1 - y0
+    if height > ONE_LINE_MAX_MM * cell.dpi / 25.4 or height < 4:
+        return None
+    margin = max(2, height // 4)
+    crop = cell.image[max(0, y0 - margin) : y1 + margin]
+    pad = height // 2
+    crop = cv2.copyMakeBorder(crop, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=255)
+    return cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
 
 
 def _group_lines(items: list[tuple[float, float, float, str, float]]) -> list[list[tuple]]:
@@ -211,10 +252,20 @@ class CellReader:
 
     def second_opinion(self, cell: CellImage, first: CellText) -> CellText:
         """PP-OCR's reading reconciled with Tesseract's ``first``; a settled first reading stands."""
-        if first.source != "tesseract":
-            return first
-        tess = Reading(self.tesseract.name, first.readings.get(self.tesseract.name, ""), first.confidence)
-        return settle_comparator(cell, reconcile(self.paddle.read(cell), tess))
+        return self.second_opinions([(cell, first)])[0]
+
+    def second_opinions(self, cells: list[tuple[CellImage, CellText]]) -> list[CellText]:
+        """``second_opinion`` for many cells, PP-OCR reading the unsettled ones in one batch."""
+        asked = [i for i, (_, first) in enumerate(cells) if first.source == "tesseract"]
+        paddle = dict(zip(asked, self.paddle.read_many([cells[i][0] for i in asked])))
+        out = []
+        for i, (cell, first) in enumerate(cells):
+            if i not in paddle:
+                out.append(first)
+                continue
+            tess = Reading(self.tesseract.name, first.readings.get(self.tesseract.name, ""), first.confidence)
+            out.append(settle_comparator(cell, reconcile(paddle[i], tess), tess.text))
+        return out
 
     def close(self) -> None:
         self.tesseract.close()
@@ -222,10 +273,10 @@ class CellReader:
 
 _COMPARATOR = re.compile(r"^[≥≤><]+(?=\d|预算)")
 # How Tesseract's chi_sim misreads this form's glyphs (measured here and in its tracker):
-# ≥/≤ dropped or read as 之/二/过/K/Z/E/《/字/扯/和, or as a "2" set apart by a space; "%"
+# ≥/≤ dropped or read as 之/二/过/K/Z/E/P/&/有/《/字/扯/和, or as a "2" set apart by a space; "%"
 # read as "5%", "9%", "5" or a lone 久/名/包/狼; "（" read as "〈" (or "〈("); 0 as O in numbers.
 # A trap only explains a difference from PP-OCR's reading, never changes what is kept.
-_TESSERACT_COMPARATOR = re.compile(r"^[≥≤><=之二过全SKZE《〈字扯和]+(?=\d|预算)")
+_TESSERACT_COMPARATOR = re.compile(r"^[≥≤><=之二过全SKZEP&有《〈字扯和]+(?=\d|预算)")
 _TESSERACT_SPACED_TWO = re.compile(r"^\s*2\s+(?=\d)")
 _TESSERACT_GLUED_TWO = re.compile(r"^2(?=\d)")
 _TESSERACT_PERCENT = re.compile(r"(\d)(?:[59]%|[久名包狼5])$")
@@ -263,13 +314,15 @@ _WITH_BAR = {">": "≥", "<": "≤", "≥": "≥", "≤": "≤"}
 _WITHOUT_BAR = {"≥": ">", "≤": "<", ">": ">", "<": "<"}
 
 
-def settle_comparator(cell: CellImage, text: CellText) -> CellText:
+def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> CellText:
     """At low resolution, a leading comparator is what its glyph shows, not what the engines read.
 
-    Both engines lose the bar of ≥/≤ at 150–200 dpi. Where the glyph shows it (or shows
-    a bare chevron against a reading with a bar), the reading is corrected (its own evidence
-    class, ``comparator_glyph``); a bare chevron agreed by both engines and by the glyph is
-    certified; an undecided glyph leaves an agreed >/< in the ``agreed_lowres_cmp`` class.
+    Both engines lose the bar of ≥/≤ at 150–200 dpi, and Tesseract reads the chevron itself
+    as S, &, P, 之, 和, ... Where the glyph decides, it gives the comparator and the engines
+    only vouch for the rest: agreeing on it (Tesseract's ``tesseract`` reading, its comparator
+    misreadings aside), the reading is in the ``comparator_glyph`` evidence class; otherwise
+    it keeps the weaker class it had, corrected. An undecided glyph leaves an agreed >/< in
+    the ``agreed_lowres_cmp`` class.
     """
     comparator = text.text[:1]
     if comparator not in _WITH_BAR or not cell.dpi or cell.dpi > LOW_DPI:
@@ -277,12 +330,11 @@ def settle_comparator(cell: CellImage, text: CellText) -> CellText:
     bar = comparator_has_bar(cell)
     if bar is None:
         return replace(text, source="agreed_lowres_cmp") if text.source == "agreed" and comparator in "><" else text
-    settled = (_WITH_BAR if bar else _WITHOUT_BAR)[comparator]
-    if settled == comparator:
-        return text
-    # Engines that agreed on the rest vouch for it; a disagreement stays the weaker evidence it was.
-    source = "comparator_glyph" if text.source in ("agreed", "agreed_but_trap") else text.source
-    return replace(text, text=settled + text.text[1:], source=source)
+    settled = (_WITH_BAR if bar else _WITHOUT_BAR)[comparator] + text.text[1:]
+    rest = comparable(text.text[1:])
+    if text.source in ("agreed", "agreed_but_trap") or (rest and rest in _tesseract_readings(tesseract, after_ge=True)):
+        return replace(text, text=settled, source="comparator_glyph")
+    return replace(text, text=settled)
 
 
 def _only_dashes(text: str) -> bool:

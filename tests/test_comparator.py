@@ -62,13 +62,26 @@ def test_an_agreed_reading_that_lost_the_bar_is_corrected(cells):
     assert (settled.text, settled.source) == (printed, "comparator_glyph")
 
 
-def test_an_agreed_bare_chevron_the_glyph_confirms_stays_agreed(cells):
+def test_an_agreed_bare_chevron_the_glyph_confirms_is_kept_in_the_glyphs_class(cells):
     doc, cell, printed = next((d, c, p) for d, c, p in cells if p[0] == ">" and comparator_has_bar(c) is False)
     agreed = CellText(printed, 0.999, "agreed", {"paddle": printed})
-    assert settle_comparator(cell, agreed) == agreed
+    settled = settle_comparator(cell, agreed)
+    assert (settled.text, settled.source) == (printed, "comparator_glyph")
 
 
 def test_at_high_resolution_the_engines_reading_stands():
     blank = CellImage("text", np.full((40, 80), 255, np.uint8), ((5, 35),), dpi=300)
     reading = CellText(">90%", 0.999, "agreed", {})
     assert settle_comparator(blank, reading) is reading
+
+
+def test_tesseract_reading_the_chevron_as_a_letter_still_vouches_for_the_rest(cells):
+    # PP-OCR lost the bar, Tesseract read the chevron as "S": the glyph gives ≤, both engines the rest.
+    doc, cell, printed = next((d, c, p) for d, c, p in cells if p[0] == "≤" and comparator_has_bar(c))
+    paddle_reading = "<" + printed[1:]
+    disagreeing = CellText(paddle_reading, 0.97, "paddle", {"paddle": paddle_reading, "tesseract": "S " + printed[1:]})
+    settled = settle_comparator(cell, disagreeing, "S " + printed[1:])
+    assert (settled.text, settled.source) == (printed, "comparator_glyph")
+    # Tesseract reading another number is a real disagreement: corrected, still PP-OCR's alone.
+    other = settle_comparator(cell, disagreeing, "S 9" + printed[1:])
+    assert (other.text, other.source) == (printed, "paddle")

@@ -46,7 +46,7 @@ class NoReader:
     def read(self, *_):
         raise AssertionError("no cell should be read on this page")
 
-    first_reading = second_opinion = read
+    first_reading = second_opinion = second_opinions = read
     paddle = tesseract = property(read)
 
 

@@ -61,10 +61,12 @@ class Level2MisreadingReader(CellReader):
             return CellText("服务对浆满意度指标", 0.4, "tesseract", {"tesseract": "服务对浆满意度指标"})
         return first
 
-    def second_opinion(self, cell, first):
-        if first.text == "服务对浆满意度指标":
-            return CellText(first.text, 0.97, "paddle", {"paddle": first.text, "tesseract": first.text})
-        return super().second_opinion(cell, first)
+    def second_opinions(self, cells):
+        return [
+            CellText(first.text, 0.97, "paddle", {"paddle": first.text, "tesseract": first.text})
+            if first.text == "服务对浆满意度指标" else opinion
+            for (_, first), opinion in zip(cells, super().second_opinions(cells))
+        ]
 
 
 def test_extract_snaps_near_misses_to_the_built_in_vocabulary_without_being_given_a_lexicon():

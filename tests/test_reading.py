@@ -81,6 +81,10 @@ class _CountingPaddle:
         self.calls += 1
         return self.engine.read(cell)
 
+    def read_many(self, cells):
+        self.calls += len(cells)
+        return self.engine.read_many(cells)
+
 
 def test_a_label_tesseract_reads_exactly_skips_the_second_engine(reader):
     from pipeline.assemble import form_vocabulary

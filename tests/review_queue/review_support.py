@@ -35,6 +35,13 @@ class _CachingEngine:
             self.memo[key] = self.engine.read(cell)
         return self.memo[key]
 
+    def read_many(self, cells: list[CellImage]) -> list[Reading]:
+        keys = [_cell_key(cell) for cell in cells]
+        new = {key: cell for key, cell in zip(keys, cells) if key not in self.memo}
+        if new and hasattr(self.engine, "read_many"):
+            self.memo.update(zip(new, self.engine.read_many(list(new.values()))))
+        return [self.memo[key] if key in self.memo else self.read(cell) for key, cell in zip(keys, cells)]
+
 
 class CachingReader(CellReader):
     """The real ``CellReader``'s logic over its engines, each distinct cell image read only once."""

@@ -247,11 +247,12 @@ class MisreadingReader:
     def first_reading(self, cell, vocabulary=frozenset()):
         return self.reader.first_reading(cell, vocabulary)
 
-    def second_opinion(self, cell, first):
-        result = self.reader.second_opinion(cell, first)
-        if result.text == UNIT:
-            return CellText(MISREAD, 0.93, "paddle", {"paddle": MISREAD, "tesseract": "上海市宝山区行政服务中"})
-        return result
+    def second_opinions(self, cells):
+        return [
+            CellText(MISREAD, 0.93, "paddle", {"paddle": MISREAD, "tesseract": "上海市宝山区行政服务中"})
+            if result.text == UNIT else result
+            for result in self.reader.second_opinions(cells)
+        ]
 
 
 def test_a_misreading_corrected_once_is_right_on_the_next_page(db_url, tmp_path, ocr_reader, extractions):
