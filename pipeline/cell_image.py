@@ -29,6 +29,15 @@ class CellImage:
     line_spans: tuple[tuple[int, int], ...]  # (y0, y1) of each text line inside ``image``
     dpi: int = 0  # of the page it was cut from: what a glyph's finest stroke may have lost
 
+    def lines(self) -> list[CellImage]:
+        """Each text line as a one-line cell of its own, with a quarter of its height above and below."""
+        out = []
+        for y0, y1 in self.line_spans:
+            margin = max(2, (y1 - y0) // 4)
+            top = max(0, y0 - margin)
+            out.append(CellImage("text", self.image[top : y1 + margin], ((y0 - top, y1 - top),), self.dpi))
+        return out
+
 
 def _ink_levels(crop: np.ndarray) -> tuple[float, float]:
     """(strong, faint) grey levels: at or below ``strong`` is surely print; at or below

@@ -196,8 +196,7 @@ def one_line_crop(cell: CellImage) -> np.ndarray | None:
     height = y1 - y0
     if height > ONE_LINE_MAX_MM * cell.dpi / 25.4 or height < 4:
         return None
-    margin = max(2, height // 4)
-    crop = cell.image[max(0, y0 - margin) : y1 + margin]
+    crop = cell.lines()[0].image
     pad = height // 2
     crop = cv2.copyMakeBorder(crop, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=255)
     return cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
@@ -264,8 +263,20 @@ class CellReader:
                 out.append(first)
                 continue
             tess = Reading(self.tesseract.name, first.readings.get(self.tesseract.name, ""), first.confidence)
-            out.append(settle_comparator(cell, reconcile(paddle[i], tess), tess.text))
+            text = reconcile(paddle[i], tess)
+            if text.source == "paddle" and len(cell.line_spans) > 1:
+                text = self._agreed_line_by_line(cell, text)
+            out.append(settle_comparator(cell, text, tess.text))
         return out
+
+    def _agreed_line_by_line(self, cell: CellImage, text: CellText) -> CellText:
+        """Tesseract again, one line at a time: on a block it garbles a whole paragraph over
+        a seal's remnants or uneven lines that it reads cleanly line by line."""
+        lines = repair_text("\n".join(self.tesseract.read(line).text for line in cell.lines()))
+        if comparable(lines) != comparable(text.text):
+            return text
+        readings = {**text.readings, f"{self.tesseract.name}_lines": lines}
+        return CellText(text.text, max(text.confidence, 0.999), "agreed", readings)
 
     def close(self) -> None:
         self.tesseract.close()

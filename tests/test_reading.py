@@ -127,3 +127,17 @@ def test_numbers_the_arithmetic_vouches_for_are_not_read_twice(reader):
     assert record == truth
     text_cells = sum(1 for text in extraction.cells.values() if text.source not in ("blank", "dash"))
     assert counting.calls <= text_cells - len(settled) + 1  # + the header, when Tesseract missed its year
+
+
+def test_a_paragraph_tesseract_garbles_as_a_block_is_agreed_line_by_line(reader):
+    # Over seed 4's seal Tesseract's block reading differs from PP-OCR's; read line by
+    # line it agrees, and that agreement certifies the cell.
+    from pipeline.ocr import comparable
+
+    image, page, cells = page_cells("seed-4")
+    printed = "及时全面宣传中心相关业务，提高信息传播速度及中心知\n名度。"
+    cell = prepare_cell(erase_seals(image, page.dpi, ghost=page.was_colour), cell_printed(cells, printed).box, page.dpi)
+    got = reader.read(cell)
+    assert got.source == "agreed" and comparable(got.text) == comparable(repair_text(printed))
+    assert comparable(got.readings["tesseract"]) != comparable(got.text)
+    assert comparable(got.readings["tesseract_lines"]) == comparable(got.text)
