@@ -34,6 +34,8 @@ class Table(_Strict):
     n_rows: int  # of the fine grid
     n_cols: int
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 of the outer rules
+    row_edges: list[int]  # y of each horizontal rule of the fine grid, n_rows + 1 values
+    col_edges: list[int]  # x of each vertical rule, n_cols + 1 values
     cells: list[TableCell]  # row-major by top-left corner; every fine cell covered once
 
 

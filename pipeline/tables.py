@@ -24,7 +24,7 @@ from pipeline.blank import is_blank
 from pipeline.cell_image import prepare_cell
 from pipeline.confidence import calibrated_confidence, evidence_class
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
-from pipeline.errors import BlankPageError, FormscanError, NoTableError
+from pipeline.errors import BlankPageError, FormscanError, InternalError, NoTableError
 from pipeline.grid import Box, Grid, detect_tables, estimate_px_per_mm, to_gray
 from pipeline.ocr import CellReader
 from pipeline.read import MAX_PIXELS, Page, read_pages
@@ -117,7 +117,7 @@ def read_table(image: np.ndarray, grid: Grid, dpi: int, reader: CellReader, inde
         ))
     box = grid.bbox
     return Table(index=index, n_rows=grid.n_rows, n_cols=grid.n_cols, bbox=(box.x0, box.y0, box.x1, box.y1),
-                 cells=cells)
+                 row_edges=list(grid.row_edges), col_edges=list(grid.col_edges), cells=cells)
 
 
 def read_page_tables(page: Page, reader: CellReader) -> PageTables:
@@ -138,10 +138,16 @@ def read_page_tables(page: Page, reader: CellReader) -> PageTables:
 def read_document_tables(
     path: str | Path, reader: CellReader, *, max_pixels: int = MAX_PIXELS
 ) -> Iterator[PageTables]:
-    """The tables of every page of one file; a file that cannot be read gives one error result."""
+    """The tables of every page of one file; a file that cannot be read gives one error result,
+    and so does a page on which a stage fails unexpectedly (``internal``: a bug must not lose
+    the file's other pages, as ``formscan extract``'s worker pool also ensures)."""
     try:
         for page in read_pages(path, max_pixels=max_pixels):
-            yield read_page_tables(page, reader)
+            try:
+                yield read_page_tables(page, reader)
+            except Exception as exc:
+                yield PageTables(source=SourceRef(file=page.source, page=page.number),
+                                 error=PageError(kind=InternalError.kind, message=f"{type(exc).__name__}: {exc}"))
     except FormscanError as exc:
         yield PageTables(source=SourceRef(file=str(path), page=exc.page), error=PageError(kind=exc.kind,
                                                                                           message=exc.detail))
