@@ -297,7 +297,9 @@ def _edge_map(truth: Sequence[float], found: Sequence[float], tol: float) -> lis
     return out
 
 
-def score_budget_page(truth: Sequence[TruthTable], found: Sequence, label: str = "", dpi: int = BUDGET_DPI) -> BudgetScore:
+def score_budget_page(
+    truth: Sequence[TruthTable], found: Sequence, label: str = "", dpi: int = BUDGET_DPI
+) -> BudgetScore:
     """Score the tables found on a page (``Table`` models with text, or bare ``Grid``s: then
     text is not scored) against its truth tables."""
     score = BudgetScore()
@@ -453,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = [survey_image(p, reader) for p in real_images(args.realdata)]
     for o in outcomes:
         expected = "" if o.name not in NO_TABLE_EXPECTED else f"  (no table expected: {NO_TABLE_EXPECTED[o.name]})"
-        print(f"  {o.name:<54}{o.tables:>3} tables{o.cells:>6} cells  {o.error or 'ok':<12}{o.seconds:>6.1f} s{expected}")
+        print(f"  {o.name:<54}{o.tables:>3} tables{o.cells:>6} cells  {o.error or 'ok':<12}"
+              f"{o.seconds:>6.1f} s{expected}")
     crashed = sum(o.crashed for o in outcomes)
     missed = [o.name for o in outcomes if not o.tables and o.name not in NO_TABLE_EXPECTED]
     print(f"{len(outcomes)} images: {crashed} crashed; a table found on {sum(1 for o in outcomes if o.tables)}; "

@@ -134,7 +134,8 @@ def run_tables(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     fmt = _tables_format(args)
     if fmt is None:
-        print("formscan tables: give --format html|xlsx|json, or an OUT ending in .html, .xlsx or .json", file=sys.stderr)
+        print("formscan tables: give --format html|xlsx|json, or an OUT ending in .html, .xlsx or .json",
+              file=sys.stderr)
         return 2
     if fmt == "xlsx" and args.output == "-":
         print("formscan tables: an XLSX workbook cannot go to stdout; name a file", file=sys.stderr)
@@ -180,7 +181,8 @@ def run_tables(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"formscan tables: {len(pages)} pages in {time.monotonic() - start:.1f} s: {n_tables} tables, "
-            f"{sum(1 for p in pages if p.error)} pages or files not read (no table, or an error) -> {args.output} ({fmt})",
+            f"{sum(1 for p in pages if p.error)} pages or files not read (no table, or an error) "
+            f"-> {args.output} ({fmt})",
             file=sys.stderr,
         )
     return 0 if n_tables else 1

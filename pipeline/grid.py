@@ -124,9 +124,10 @@ MAX_CLUTTER = 0.15  # rules measure < 0.07; lined-up glyph strokes 0.2-0.9
 # evaluation sets); a rule this long with text cramped beside it (a small form scanned whole,
 # text ~1 mm from its rules: clutter 0.2-0.4) is a rule.
 CLUTTER_EXEMPT_MM = 40.0
-TABLE_GAP_MM = 15.0  # a rule missing this long between two tables leaves them two tables
-PAGE_MARGIN_MM = 3.0  # paper added around a page for detect_tables: outer rules at the image's edge
 MAX_CLUTTER_LONG = 0.6
+# detect_tables only:
+TABLE_GAP_MM = 15.0  # a rule missing this long between two tables leaves them two tables
+PAGE_MARGIN_MM = 3.0  # paper added around the page: outer rules at the image's edge
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -728,9 +729,10 @@ def detect_tables(image: np.ndarray, px_per_mm: float | None = None) -> list[Gri
     Any ruled table, not only the 绩效 form ``detect_grid`` is tuned for: each connected set
     of crossing rules is a table of its own (tables of one cell are left out). The page is
     read with a margin of paper around it, so a table cropped at its outer rules keeps them,
-    and fine-cell edges made of glyph strokes (text filling a cramped cell on a rule's line)
-    are told from broken rules by the strokes joined to them. The sensitive pass for faded
-    hairline rules runs only when the normal one finds no table.
+    and a fine-cell edge counts only if its ink runs into its crossing rules (glyph strokes
+    on a rule's line, in a cramped cell, stop short of them); fine rules no cell ends at are
+    dropped. The sensitive pass for faded hairline rules runs only when the normal one finds
+    no table.
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
@@ -943,16 +945,20 @@ def _grid_in_region(gray: np.ndarray, ppm: float, rules: _PageRules, region: Reg
         hidden = _unseen(gray, h_rules[r], xlo, xhi, band_px, paper_level, prof, min_hidden_px, horizontal=True)
         ink = _ink_on_line(gray, h_rules[r], xlo, xhi, half_band + 1, horizontal=True) if glyph_check else None
         for c in range(n_cols):
-            h_edge[r - 1, c] = _has_edge(prof, hidden, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px) and (
-                ink is None or _joined_at_ends(ink, xlo, col_pos[c], col_pos[c + 1], end_px, paper_level))
+            edge = _has_edge(prof, hidden, xlo, col_pos[c], col_pos[c + 1], end_px, anchor_px, min_run_px)
+            if edge and ink is not None:
+                edge = _joined_at_ends(ink, xlo, col_pos[c], col_pos[c + 1], end_px, paper_level)
+            h_edge[r - 1, c] = edge
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
         prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False)
         hidden = _unseen(gray, v_rules[c], ylo, yhi, band_px, paper_level, prof, min_hidden_px, horizontal=False)
         ink = _ink_on_line(gray, v_rules[c], ylo, yhi, half_band + 1, horizontal=False) if glyph_check else None
         for r in range(n_rows):
-            v_edge[r, c - 1] = _has_edge(prof, hidden, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px) and (
-                ink is None or _joined_at_ends(ink, ylo, row_pos[r], row_pos[r + 1], end_px, paper_level))
+            edge = _has_edge(prof, hidden, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
+            if edge and ink is not None:
+                edge = _joined_at_ends(ink, ylo, row_pos[r], row_pos[r + 1], end_px, paper_level)
+            v_edge[r, c - 1] = edge
 
     inset = int(math.ceil(thick / 2)) + 2
     row_edges = tuple(int(round(p)) for p in row_pos)

@@ -35,8 +35,8 @@ BUDGET = TrueTable(
     cells=(
         TrueCell(0, 0, 2, 1, "项目"), TrueCell(0, 1, 1, 2, "本年预算"), TrueCell(0, 3, 2, 1, "备注"),
         TrueCell(1, 1, 1, 1, "预算数"), TrueCell(1, 2, 1, 1, "执行数"),
-        TrueCell(2, 0, 1, 1, "年度资金\n总额"), TrueCell(2, 1, 1, 1, "1,234.50"), TrueCell(2, 2, 1, 1, "1,200.00"),
-        TrueCell(2, 3, 1, 1, ""),
+        TrueCell(2, 0, 1, 1, "年度资金\n总额"), TrueCell(2, 1, 1, 1, "1,234.50"),
+        TrueCell(2, 2, 1, 1, "1,200.00"), TrueCell(2, 3, 1, 1, ""),
         TrueCell(3, 0, 2, 1, "财政拨款"), TrueCell(3, 1, 1, 1, "980.00"), TrueCell(3, 2, 1, 1, "975.30"),
         TrueCell(3, 3, 1, 1, "按时完成"),
         TrueCell(4, 1, 1, 1, "254.50"), TrueCell(4, 2, 1, 1, "224.70"), TrueCell(4, 3, 1, 1, ""),

@@ -168,8 +168,10 @@ def test_xlsx_has_a_sheet_per_table_with_merged_ranges_and_confidence(run: dict)
             assert (target.comment is not None and "confidence" in target.comment.text) == bool(cell.text)
 
 
-def test_no_table_anywhere_exits_1_and_an_unknown_format_2(run: dict) -> None:
+def test_no_table_anywhere_exits_1_and_an_unknown_format_2(run: dict, capsys: pytest.CaptureFixture) -> None:
     folder: Path = run["folder"]
-    assert main(["tables", str(folder / "blank.png"), "-o", str(folder / "none.json"), "-q"]) == 1
+    assert main(["tables", str(folder / "blank.png"), "-o", str(folder / "none.json")]) == 1
     assert json.loads((folder / "none.json").read_text(encoding="utf-8"))["pages"][0]["error"]["kind"] == "blank_page"
+    progress = capsys.readouterr().err
+    assert "blank.png, page 1: blank_page" in progress and "0 tables" in progress
     assert main(["tables", str(folder / "tables.png"), "-o", str(folder / "out.txt"), "-q"]) == 2
