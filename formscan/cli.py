@@ -102,6 +102,92 @@ def run_extract(args: argparse.Namespace) -> int:
     return 0 if records or (counts["error"] == 0 and items) else 1
 
 
+TABLES_HELP = """\
+Find every ruled table on every page of PDFs and images (PNG, JPEG, TIFF;
+folders are searched recursively), read every cell with both OCR engines and
+write the tables to OUT, merged cells intact:
+
+  html  one <table> per table, rowspan/colspan for merged cells; cells under
+        confidence 0.98 shaded, each cell's confidence in its tooltip
+  xlsx  one sheet per table with merged ranges, each cell's confidence (and
+        both engines' readings) as a comment, cells under 0.98 shaded; an
+        "index" sheet lists every page, its tables and the pages not read
+  json  {"pages": [{"source", "tables": [{"cells": [{"row", "col",
+        "row_span", "col_span", "text", "confidence", "evidence",
+        "readings", "box"}]}], "error"}]}
+
+The format is taken from OUT's suffix unless --format is given. A page with no
+table, or a file that cannot be read, is reported (on stderr and in OUT) and the
+run goes on. Exit status: 0 when a table was found, 1 when none was, 2 on bad
+arguments.
+"""
+
+
+def _tables_format(args: argparse.Namespace) -> str | None:
+    if args.format:
+        return args.format
+    suffix = os.path.splitext(args.output)[1].lower().lstrip(".")
+    return {"htm": "html", "html": "html", "json": "json", "xlsx": "xlsx"}.get(suffix)
+
+
+def run_tables(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    fmt = _tables_format(args)
+    if fmt is None:
+        print("formscan tables: give --format html|xlsx|json, or an OUT ending in .html, .xlsx or .json",
+              file=sys.stderr)
+        return 2
+    if fmt == "xlsx" and args.output == "-":
+        print("formscan tables: an XLSX workbook cannot go to stdout; name a file", file=sys.stderr)
+        return 2
+    from models import PageError, PageTables, SourceRef
+    from pipeline.ocr import CellReader
+    from pipeline.read import list_documents
+    from pipeline.table_export import to_html, to_json, write
+    from pipeline.tables import read_document_tables
+
+    documents = list_documents(args.paths)
+    if not documents:
+        print("formscan tables: no PDF or image files found in the given paths", file=sys.stderr)
+        return 1
+    reader = CellReader()
+    pages: list[PageTables] = []
+    start = time.monotonic()
+
+    def report(page: PageTables) -> None:
+        pages.append(page)
+        if args.quiet:
+            return
+        where = page.source.file + (f", page {page.source.page}" if page.source.page is not None else "")
+        if page.error is not None:
+            what = f"{page.error.kind}: {page.error.message}"
+        else:
+            what = f"{len(page.tables)} table{'s' if len(page.tables) != 1 else ''} " \
+                   f"({sum(len(t.cells) for t in page.tables)} cells)"
+        print(f"formscan tables: [{len(pages)}] {where}: {what}", file=sys.stderr, flush=True)
+
+    for path in documents:
+        try:
+            for page in read_document_tables(path, reader, max_pixels=args.max_pixels):
+                report(page)
+        except Exception as exc:  # a bug must not lose the pages already read: report it and go on
+            report(PageTables(source=SourceRef(file=str(path)),
+                              error=PageError(kind="internal", message=f"{type(exc).__name__}: {exc}")))
+    if args.output == "-":
+        sys.stdout.write(to_json(pages) + "\n" if fmt == "json" else to_html(pages))
+    else:
+        write(pages, args.output, fmt)
+    n_tables = sum(len(p.tables) for p in pages)
+    if not args.quiet:
+        print(
+            f"formscan tables: {len(pages)} pages in {time.monotonic() - start:.1f} s: {n_tables} tables, "
+            f"{sum(1 for p in pages if p.error)} pages or files not read (no table, or an error) "
+            f"-> {args.output} ({fmt})",
+            file=sys.stderr,
+        )
+    return 0 if n_tables else 1
+
+
 MAX_PIXELS_DEFAULT = 200_000_000  # pipeline.read.MAX_PIXELS, not imported so that --help stays fast
 DEFAULT_PAGE_TIMEOUT_S = 300.0  # a page normally takes seconds; this only catches a stuck one
 
@@ -127,19 +213,29 @@ def _seconds_arg(text: str) -> float:
     return value
 
 
+def _page_command(sub, name: str, summary: str, description: str, output_help: str) -> argparse.ArgumentParser:
+    """A command that reads PATHs of scans and writes OUT."""
+    command = sub.add_parser(name, help=summary, description=description,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("paths", nargs="+", metavar="PATH", help="PDF or image files, or folders of them")
+    command.add_argument("-o", "--output", required=True, metavar="OUT", help=output_help)
+    return command
+
+
+def _add_max_pixels(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-pixels", type=_positive_int_arg, default=MAX_PIXELS_DEFAULT, metavar="N",
+        help=f"refuse a page of more than N pixels, before rendering it, as too_large (default: {MAX_PIXELS_DEFAULT})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="formscan", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    extract = sub.add_parser(
-        "extract",
-        help="scanned forms in, JSONL records out (no database, no server)",
-        description=EXTRACT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    extract.add_argument("paths", nargs="+", metavar="PATH", help="PDF or image files, or folders of them")
-    extract.add_argument("-o", "--output", required=True, metavar="OUT", help="JSONL file to write ('-' for stdout)")
+    extract = _page_command(sub, "extract", "scanned forms in, JSONL records out (no database, no server)",
+                            EXTRACT_HELP, "JSONL file to write ('-' for stdout)")
     extract.add_argument(
         "--workers", type=int, default=0, metavar="N", help="pages read in parallel (default: the machine's cores)"
     )
@@ -148,16 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pages-per-file", type=_count_arg, default=0, metavar="N",
         help="refuse a file of more than N pages with a too_many_pages line (default: no limit)",
     )
-    extract.add_argument(
-        "--max-pixels", type=_positive_int_arg, default=MAX_PIXELS_DEFAULT, metavar="N",
-        help=f"refuse a page of more than N pixels, before rendering it, as too_large (default: {MAX_PIXELS_DEFAULT})",
-    )
+    _add_max_pixels(extract)
     extract.add_argument(
         "--page-timeout", type=_seconds_arg, default=DEFAULT_PAGE_TIMEOUT_S, metavar="SECONDS",
         help="stop a page that takes longer (its worker is replaced) and report it as timeout; "
         f"0 for no limit (default: {DEFAULT_PAGE_TIMEOUT_S:g})",
     )
     extract.set_defaults(func=run_extract)
+    tables = _page_command(sub, "tables", "every ruled table on any page, as HTML, XLSX or JSON with merged cells",
+                           TABLES_HELP, "file to write ('-' for stdout, html or json only)")
+    tables.add_argument("--format", choices=("html", "xlsx", "json"), help="default: from OUT's suffix")
+    tables.add_argument("-q", "--quiet", action="store_true", help="no progress lines and no summary")
+    _add_max_pixels(tables)
+    tables.set_defaults(func=run_tables)
     __import__("formscan.flow_commands").flow_commands.register(sub)  # ingest, schedule, deploy (Prefect flows)
     __import__("review.commands").commands.register(sub)  # review, export, user, token (issue 4)
     return parser

@@ -8,6 +8,7 @@ from models.record import (
     IndicatorRow,
 )
 from models.result import Flag, FlagReason, Notice, PageError, PageResult, PageStatus, SourceRef
+from models.table import PageTables, Table, TableCell
 
 __all__ = [
     "FORM_TYPE",
@@ -21,5 +22,8 @@ __all__ = [
     "PageError",
     "PageResult",
     "PageStatus",
+    "PageTables",
     "SourceRef",
+    "Table",
+    "TableCell",
 ]

@@ -105,7 +105,8 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.astype(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     if not keep:
-        # What looked like ink was a rule crossing the cell (a missed column line): no text.
+        # What looked like ink was a rule crossing the cell (a missed column line), or at the
+        # faint level it joined a rule along the crop's edge and went with it: no text.
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     xs0, ys0, xs1, ys1 = _bounds(stats, keep)
     ink_w, ink_h = xs1 - xs0, ys1 - ys0
