@@ -11,10 +11,11 @@ a field's confidence is that rate, so a field given confidence c is wrong about
 from __future__ import annotations
 
 import json
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.ocr import CellText
+from pipeline.ocr import CellText, comparable
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 REVIEW_BELOW = 0.98
@@ -30,6 +31,7 @@ PRIOR = {
     "confirmed_by_vocabulary": 0.999,
     "blank": 0.999,
     "dash": 0.999,
+    "paddle_near_tesseract": 0.98,
     "paddle>=0.999": 0.995,
     "paddle>=0.99": 0.98,
     "paddle>=0.95": 0.9,
@@ -47,10 +49,22 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
         return "confirmed_by_vocabulary"
     if text.source == "tesseract":
         return "tesseract_only"
+    if text.confidence >= 0.95 and near_tesseract(text):
+        return "paddle_near_tesseract"
     for floor in (0.999, 0.99, 0.95):
         if text.confidence >= floor:
             return f"paddle>={floor}"
     return "paddle<0.95"
+
+
+NEAR_SIMILARITY = 0.75
+
+
+def near_tesseract(text: CellText) -> bool:
+    """Tesseract read nearly what PP-OCR read: the two differ by a few characters (Tesseract
+    alone is wrong where they differ almost every time), so the cell was cut and seen whole."""
+    paddle, tesseract = comparable(text.readings.get("paddle", "")), comparable(text.readings.get("tesseract", ""))
+    return bool(paddle and tesseract) and SequenceMatcher(None, paddle, tesseract).ratio() >= NEAR_SIMILARITY
 
 
 @lru_cache(maxsize=1)
