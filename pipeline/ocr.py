@@ -290,7 +290,15 @@ _COMPARATOR = re.compile(r"^[≥≤><]+(?=\d|预算)")
 _TESSERACT_COMPARATOR = re.compile(r"^[≥≤><=之二过全SKZEP&有《〈字扯和]+(?=\d|预算)")
 _TESSERACT_SPACED_TWO = re.compile(r"^\s*2\s+(?=\d)")
 _TESSERACT_GLUED_TWO = re.compile(r"^2(?=\d)")
-_TESSERACT_PERCENT = re.compile(r"(\d)(?:[59]%|[久名包狼5])$")
+# "%" garbled: (pattern, replacement) pairs, each tried alone. Besides 5%/9%/久/名/包/狼 for
+# "%", a stray character or two after it (95%4; 949%p as 94%), or one other character in
+# its place (90为, 85思). Only ever compared with PP-OCR reading a "%" there.
+_TESSERACT_PERCENT = (
+    (re.compile(r"(\d)(?:[59]%|[久名包狼5])$"), r"\1%"),
+    (re.compile(r"(\d%).{1,2}$"), r"\1"),
+    (re.compile(r"(\d)[59]%.{1,2}$"), r"\1%"),
+    (re.compile(r"(\d)[^\d%.]$"), r"\1%"),
+)
 _TESSERACT_BRACKETS = str.maketrans({"〈": "(", "〉": ")"})
 _NUMERIC_WITH_O = re.compile(r"^[\dO.%]*O[\dO.%]*$")
 
@@ -307,7 +315,7 @@ def _tesseract_readings(text: str, after_ge: bool = False) -> set[str]:
         base = base.replace("O", "0")
     base = _TESSERACT_COMPARATOR.sub("", base)
     bases = {base, _TESSERACT_GLUED_TWO.sub("", base)} if after_ge else {base}
-    return bases | {_TESSERACT_PERCENT.sub(r"\1%", b) for b in bases}
+    return bases | {pattern.sub(replacement, b) for b in bases for pattern, replacement in _TESSERACT_PERCENT}
 
 
 def _agrees_but_for_tesseract_traps(p_text: str, *t_texts: str) -> bool:
@@ -336,7 +344,15 @@ def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> C
     the ``agreed_lowres_cmp`` class.
     """
     comparator = text.text[:1]
-    if comparator not in _WITH_BAR or not cell.dpi or cell.dpi > LOW_DPI:
+    if comparator not in _WITH_BAR or not cell.dpi:
+        return text
+    if cell.dpi > LOW_DPI:
+        # PP-OCR reads the comparator right at this resolution: the glyph only confirms it,
+        # never corrects, and Tesseract vouches for the rest through its misreadings.
+        if text.source == "paddle" and comparator_has_bar(cell) == (comparator in "≥≤"):
+            rest = comparable(text.text[1:])
+            if rest and rest in _tesseract_readings(tesseract, after_ge=True):
+                return replace(text, source="comparator_glyph")
         return text
     bar = comparator_has_bar(cell)
     if bar is None:

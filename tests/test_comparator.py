@@ -17,16 +17,17 @@ from pipeline.seal import erase_seals
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
-def comparator_cells() -> list[tuple[str, CellImage, str]]:
-    """(document, prepared cell, printed text) of every cell that starts with a comparator, at ≤ 200 dpi."""
+def comparator_cells(low_dpi: bool = True) -> list[tuple[str, CellImage, str]]:
+    """(document, prepared cell, printed text) of every cell that starts with a comparator,
+    at ≤ 200 dpi (or above, ``low_dpi=False``)."""
     found = []
     for truth_file in sorted((FIXTURES / "truth").glob("*.json")):
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
         pages = truth["pages"]
-        if not any(p["scan"]["dpi"] <= LOW_DPI and _comparators(p) for p in pages):
+        if not any((p["scan"]["dpi"] <= LOW_DPI) == low_dpi and _comparators(p) for p in pages):
             continue
         for page, page_truth in zip(read_pages(FIXTURES / "scans" / Path(truth["file"]).name), pages):
-            if page.dpi > LOW_DPI:
+            if (page.dpi <= LOW_DPI) != low_dpi:
                 continue
             image = erase_seals(rotate(page.image, -page_truth["scan"]["skew_deg"]), page.dpi, ghost=page.was_colour)
             boxes = {(c.row, c.col): c.box for c in true_grid(page_truth, page.dpi).cells}
@@ -85,3 +86,14 @@ def test_tesseract_reading_the_chevron_as_a_letter_still_vouches_for_the_rest(ce
     # Tesseract reading another number is a real disagreement: corrected, still PP-OCR's alone.
     other = settle_comparator(cell, disagreeing, "S 9" + printed[1:])
     assert (other.text, other.source) == (printed, "paddle")
+
+
+def test_at_high_resolution_the_glyph_confirms_pp_ocr_and_lets_tesseract_vouch_for_the_rest():
+    doc, cell, printed = next((d, c, p) for d, c, p in comparator_cells(low_dpi=False)
+                              if p[0] == "≥" and comparator_has_bar(c))
+    disagreeing = CellText(printed, 0.97, "paddle", {"paddle": printed, "tesseract": "之 " + printed[1:]})
+    settled = settle_comparator(cell, disagreeing, "之 " + printed[1:])
+    assert (settled.text, settled.source) == (printed, "comparator_glyph")
+    # A reading the glyph contradicts is left as it was: at this resolution the glyph never corrects.
+    lost_bar = CellText(">" + printed[1:], 0.97, "paddle", {})
+    assert settle_comparator(cell, lost_bar, "之 " + printed[1:]) is lost_bar

@@ -35,6 +35,12 @@ def test_agreement_certifies_after_repair():
         ("≥98%", "Z>98%"),
         ("≤5天", "ES5天"),
         ("100%", "1005"),
+        ("≤5天", "S 5天"),  # the chevron as S, &, 有 or P
+        ("≤预算", "&预算"),
+        ("≥99%", "P 99%"),
+        ("95%", "95%4"),  # stray characters after %
+        ("94%", "949%p"),
+        ("≥90%", "之 90为"),  # another character for %
     ],
 )
 def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesseract):
@@ -51,6 +57,8 @@ def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesser
         (">90%", ">905%"),  # PP-OCR's > may be a ≥ it misread: only an exact match certifies it
         ("98%", "298%"),  # without PP-OCR's ≥, a leading 2 is a digit
         ("95", "9久"),  # % lookalikes stand for % only
+        ("90%", "80为"),  # a garbled % leaves the digits as they are
+        ("95%", "9%4"),
         ("项目O", "项目0"),  # O and 0 are one only in numbers
     ],
 )
