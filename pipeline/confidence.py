@@ -11,6 +11,7 @@ a field's confidence is that rate, so a field given confidence c is wrong about
 from __future__ import annotations
 
 import json
+import re
 from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,8 @@ PRIOR = {
     "paddle>=0.95": 0.9,
     "paddle<0.95": 0.7,
     "tesseract_only": 0.3,
+    "paddle_malformed": 0.3,
+    "unparseable": 0.0,
 }
 
 
@@ -49,6 +52,8 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
         return "confirmed_by_vocabulary"
     if text.source == "tesseract":
         return "tesseract_only"
+    if _MALFORMED_VALUE.search(comparable(text.text)) and path.rsplit(".", 1)[-1] in ("target", "actual"):
+        return "paddle_malformed"
     if text.confidence >= 0.95 and near_tesseract(text):
         return "paddle_near_tesseract"
     for floor in (0.999, 0.99, 0.95):
@@ -58,6 +63,9 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
 
 
 NEAR_SIMILARITY = 0.75
+# An indicator value is a word, or a number with its unit: anything after a "%" is debris
+# (a seal's fragment read as 城) or a misread.
+_MALFORMED_VALUE = re.compile(r"%.")
 
 
 def near_tesseract(text: CellText) -> bool:

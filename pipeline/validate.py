@@ -177,7 +177,10 @@ def evidence_classes(page: AssembledPage, lexicon: Lexicon | None = None) -> dic
     by_rule = confirmed_by_rules(page.record)
     by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin())
     return {
-        path: evidence_class(path, evidence.text, by_rule, by_vocabulary) for path, evidence in page.evidence.items()
+        # A number that does not parse is flagged as such whatever the engines said: it is
+        # kept out of the reading classes, whose confidence matters where nothing else flags.
+        path: "unparseable" if path in page.unparseable else evidence_class(path, evidence.text, by_rule, by_vocabulary)
+        for path, evidence in page.evidence.items()
     }
 
 

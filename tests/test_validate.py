@@ -119,3 +119,19 @@ def test_a_broken_equation_confirms_nothing_and_a_holding_one_confirms_its_terms
     confirmed = confirmed_by_rules(record)
     assert "funds[0].executed" not in confirmed and "indicators[3].score" not in confirmed
     assert "indicators[3].weight" in confirmed  # the weights still add up
+
+
+def test_a_number_that_does_not_parse_is_classed_apart_from_the_readings_it_came_from():
+    from pipeline.assemble import FieldEvidence
+    from pipeline.grid import Box, Cell
+    from pipeline.ocr import CellText
+    from pipeline.validate import evidence_classes
+
+    record = seed_one()
+    record.funds[0].execution_rate = None
+    cell = Cell(3, 8, 1, 1, Box(0, 0, 10, 10))
+    read = CellText("77.3%路", 0.995, "paddle", {"paddle": "77.3%路", "tesseract": "77.3"})
+    page = AssembledPage(record, {"funds[0].execution_rate": FieldEvidence(cell, read)})
+    page.unparseable["funds[0].execution_rate"] = "77.3%路"
+    assert evidence_classes(page)["funds[0].execution_rate"] == "unparseable"
+    assert {f.reason for f in validate(page) if f.field == "funds[0].execution_rate"} == {"unparseable"}

@@ -1,0 +1,27 @@
+"""Evidence classes: which reading lands in which calibrated class."""
+
+from pipeline.confidence import evidence_class
+from pipeline.ocr import CellText
+
+
+def paddle(text: str, tesseract: str, score: float = 0.9995) -> CellText:
+    return CellText(text, score, "paddle", {"paddle": text, "tesseract": tesseract})
+
+
+def test_pp_ocr_sure_and_tesseract_a_few_characters_off_is_its_own_class():
+    near = paddle("项目实施进度略有滞后", "项目实施进度略有潇后")
+    assert evidence_class("indicators[0].deviation_reason", near, set(), set()) == "paddle_near_tesseract"
+    far = paddle("项目实施进度略有滞后", "人生全玖个")
+    assert evidence_class("indicators[0].deviation_reason", far, set(), set()) == "paddle>=0.999"
+
+
+def test_debris_after_a_percent_sign_is_never_a_sure_indicator_value():
+    debris = paddle("85%城", "8 5")
+    assert evidence_class("indicators[4].actual", debris, set(), set()) == "paddle_malformed"
+    assert evidence_class("indicators[4].actual", paddle("≥85%", "8 5"), set(), set()) == "paddle>=0.999"
+
+
+def test_engine_agreement_and_rules_outrank_pp_ocr_alone():
+    agreed = CellText("85%", 0.999, "agreed", {"paddle": "85%", "tesseract": "85%"})
+    assert evidence_class("indicators[4].actual", agreed, set(), set()) == "agreed"
+    assert evidence_class("funds[0].executed", paddle("12.5", "2.5"), {"funds[0].executed"}, set()) == "confirmed_by_rule"
