@@ -88,3 +88,9 @@ class InternalError(FormscanError):
     """An unexpected exception while reading the page: a bug, reported instead of ending the batch."""
 
     kind = "internal"
+
+
+class TemplateError(FormscanError):
+    """A form template (``pipeline/templates/*.toml``) is missing or malformed; the message names its file."""
+
+    kind = "template"
