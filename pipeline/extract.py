@@ -47,7 +47,7 @@ def _number_kind(template: Template, path: str) -> str:
     return template.number_grammar(path) or "score"
 
 
-def _matching(templates: Sequence[Template], grid: Grid, texts: dict[Cell, CellText]) -> list[Template]:
+def matching_templates(templates: Sequence[Template], grid: Grid, texts: dict[Cell, CellText]) -> list[Template]:
     """The templates whose identifying labels are all among the cells, best shown first
     (the mean similarity of their labels to the cells; earlier templates win a tie)."""
     found = [t for t in templates if not any(find_label(grid, texts, label) is None for label in t.identify)]
@@ -73,7 +73,7 @@ def read_cells(
     opinion (~50 ms a cell).
 
     With several ``templates`` (default: the project form's alone), the first readings say
-    which form the page is: the best match of ``_matching``, or the first template when
+    which form the page is: the best match of ``matching_templates``, or the first template when
     none matches (its assembler then says why the page is no form). A cell settled as a
     word of another template's vocabulary is read again against the chosen one's, so a
     page is read exactly as it would be with its template alone.
@@ -85,7 +85,7 @@ def read_cells(
     first = {cell: reader.first_reading(cell_image, vocabulary) for cell, cell_image in cells.items()}
     template = templates[0]
     if len(templates) > 1:
-        template = (_matching(templates, grid, first) or templates)[0]
+        template = (matching_templates(templates, grid, first) or templates)[0]
         own = vocabularies[template.name]
         first.update({
             cell: reader.first_reading(cells[cell], own) for cell, text in first.items()

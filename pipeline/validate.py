@@ -92,6 +92,28 @@ def _sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
                 yield Flag(field=path, reason=reason, message=message)
 
 
+def _rows_sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    """The rows labelled ``parts`` add up to the row labelled ``total`` in each of ``columns``
+    (基本支出 + 项目支出 = 年度资金总额): a misread amount that the 执行率 of its own row
+    cannot catch (both amounts misread alike) breaks this sum."""
+    by_label = {row.get(rule["label_column"]): i for i, row in enumerate(_rows(data, rule["section"]))}
+    if rule["total"] not in by_label or any(part not in by_label for part in rule["parts"]):
+        return
+    rows = _rows(data, rule["section"])
+    total_i, part_is = by_label[rule["total"]], [by_label[part] for part in rule["parts"]]
+    for column in rule["columns"]:
+        total, parts = rows[total_i].get(column), [rows[i].get(column) for i in part_is]
+        if total is None or any(part is None for part in parts):
+            continue
+        summed = sum(parts)
+        if abs(summed - total) > rule["tolerance"]:
+            message = f"{rule['total']} {_fmt(total)} but {' + '.join(rule['parts'])} = {_fmt(summed)}"
+            path = f"{rule['section']}[{total_i}].{column}"
+            yield Flag(field=path, reason=rule_reason("rows_sum"), message=message, proposal=_fmt(summed))
+            for i in part_is:
+                yield Flag(field=f"{rule['section']}[{i}].{column}", reason=rule_reason("rows_sum"), message=message)
+
+
 # --- rules over one row of a section: (section, row index, row, parameters) -> flags
 
 def _execution_rate(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
@@ -135,7 +157,7 @@ def _score_le_weight(section: str, i: int, row: dict, rule: dict) -> Iterator[Fl
 
 RECORD_RULES = {
     "required": _required, "required_row": _required_row, "required_rows": _required_rows,
-    "label_in_value": _label_in_value, "weights_sum": _sum, "scores_sum": _sum,
+    "label_in_value": _label_in_value, "weights_sum": _sum, "scores_sum": _sum, "rows_sum": _rows_sum,
 }
 ROW_RULES = {"execution_rate": _execution_rate, "subrow_unscored": _subrow_unscored, "score_le_weight": _score_le_weight}
 
