@@ -26,6 +26,11 @@ write one JSON line per page to OUT:
   {"source": {"file": ..., "page": 1}, "record": {...}, "flags": [...],
    "status": "auto_accepted" | "needs_review"}
 
+Each page's form is detected among the installed templates (the project
+form's record above; a 部门整体支出绩效自评表 gives its template's record,
+with "form_type": "department_performance_self_evaluation"), or given with
+--template NAME.
+
 A page that is not such a form, or a file that cannot be read, gives a line
 with "error": {"kind": ..., "message": ...} instead, and the run goes on.
 Kinds: not_found, unreadable, corrupt, encrypted, unsupported, too_large,

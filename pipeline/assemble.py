@@ -204,9 +204,10 @@ def assemble_record(
             if total_row is not None:
                 columns, problems = section_columns[part.section]
                 col = columns.get(part.column)
-                values[part.name] = take(part.name, table.at.get((total_row, col)), part.number) if col is not None else None
                 if col is None:
                     page.unmapped[part.name] = problems[part.column]
+                else:
+                    values[part.name] = take(part.name, table.at.get((total_row, col)), part.number)
     if template.record == "project":
         page.record = FormRecord.model_validate(values)
     else:
@@ -287,7 +288,8 @@ def _assemble_section(table: _Table, section: Section, take, page: AssembledPage
             row_label = _row_label_of(table.text(label).text, section.row_labels)
             if row_label is None:
                 break
-            rows.append(_take_row(table, section, row, len(rows), columns, grammar, take, page, {section.row_label: row_label}))
+            labelled = {section.row_label: row_label}
+            rows.append(_take_row(table, section, row, len(rows), columns, grammar, take, page, labelled))
             for key, why in problems.items():
                 page.unmapped[f"{section.name}[{len(rows) - 1}].{key}"] = why
             row = label.row + label.row_span

@@ -55,7 +55,7 @@ class BlankPageError(NoTableError):
 
 
 class NotAFormError(FormscanError):
-    """A table was found but it is not a 财政项目支出绩效自评表."""
+    """A table was found but it is not a form of any template read against (pipeline/templates)."""
 
     kind = "not_a_form"
 

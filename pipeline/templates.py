@@ -145,7 +145,8 @@ def _part(raw: dict, sections: dict[str, Section], vocabulary: dict[str, tuple[s
         number = column.number
     return FieldPart(
         name=raw["field"], place=place, label=raw[place] if place != "total_of" else sections[raw[place]].end or "",
-        section=raw[place] if place == "total_of" else None, above=raw.get("above"), else_right_of=raw.get("else_right_of"), units=tuple(raw.get("units", ())),
+        section=raw[place] if place == "total_of" else None, above=raw.get("above"),
+        else_right_of=raw.get("else_right_of"), units=tuple(raw.get("units", ())),
         default=raw.get("default", ""), column=raw.get("column"), number=number,
     )
 

@@ -126,7 +126,8 @@ def _execution_rate(section: str, i: int, row: dict, rule: dict) -> Iterator[Fla
                 f"{_fmt(executed)}/{_fmt(budget)} = {expected:.2f}%"
             )
             reason = rule_reason("execution_rate")
-            yield Flag(field=f"{section}[{i}].{rule['rate']}", reason=reason, message=message, proposal=f"{expected:.2f}")
+            path = f"{section}[{i}].{rule['rate']}"
+            yield Flag(field=path, reason=reason, message=message, proposal=f"{expected:.2f}")
             # Any of the three may be the misread one: a reviewer sees all three.
             for key in (rule["budget"], rule["executed"]):
                 yield Flag(field=f"{section}[{i}].{key}", reason=reason, message=message)
@@ -159,7 +160,9 @@ RECORD_RULES = {
     "required": _required, "required_row": _required_row, "required_rows": _required_rows,
     "label_in_value": _label_in_value, "weights_sum": _sum, "scores_sum": _sum, "rows_sum": _rows_sum,
 }
-ROW_RULES = {"execution_rate": _execution_rate, "subrow_unscored": _subrow_unscored, "score_le_weight": _score_le_weight}
+ROW_RULES = {
+    "execution_rate": _execution_rate, "subrow_unscored": _subrow_unscored, "score_le_weight": _score_le_weight,
+}
 
 
 def _amount_plausible(data: dict, notice: dict) -> Iterator[Notice]:

@@ -124,8 +124,8 @@ def extracted(tmp_path_factory) -> list[dict]:
     """`formscan extract` (form detected per page) over the department scans and one project scan."""
     out = tmp_path_factory.mktemp("templates") / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "formscan", "extract", str(DEPARTMENT / "scans"), str(ROOT / "fixtures/scans/seed-2.pdf"),
-         "-o", str(out), "--workers", "1", "-q"],
+        [sys.executable, "-m", "formscan", "extract", str(DEPARTMENT / "scans"),
+         str(ROOT / "fixtures" / "scans" / "seed-2.pdf"), "-o", str(out), "--workers", "1", "-q"],
         capture_output=True, text=True, env=dict(os.environ, OMP_THREAD_LIMIT="1"), timeout=600,
     )
     assert done.returncode == 0, done.stderr
@@ -143,7 +143,8 @@ def test_extract_detects_each_pages_form(extracted):
 
 
 def test_department_scans_are_read_right_and_no_wrong_field_goes_unflagged(extracted):
-    scored = score([line for line in extracted if "department" in line["source"]["file"]], load_truth(DEPARTMENT / "truth"))
+    department = [line for line in extracted if "department" in line["source"]["file"]]
+    scored = score(department, load_truth(DEPARTMENT / "truth"))
     assert len(scored) == 3 and all(page.error is None for page in scored)
     assert summarise(scored)["all"]["field_accuracy"] >= 0.97, [w for p in scored for w in p.wrong]
     assert [(p.file, w) for p in scored for w in p.wrong if not w[3]] == []
