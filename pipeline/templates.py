@@ -175,6 +175,8 @@ def parse_template(text: str, name: str, path: Path | None = None) -> Template:
         raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from exc
     if not template.identify:
         raise TemplateError(f"{where}: identify names no label")
+    if template.record not in ("project", "generic"):
+        raise TemplateError(f"{where}: record = {template.record!r}, not project (FormRecord) or generic (TemplateRecord)")
     return template
 
 
