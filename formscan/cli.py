@@ -26,6 +26,11 @@ write one JSON line per page to OUT:
   {"source": {"file": ..., "page": 1}, "record": {...}, "flags": [...],
    "status": "auto_accepted" | "needs_review"}
 
+Each page's form is detected among the installed templates (the project
+form's record above; a 部门整体支出绩效自评表 gives its template's record,
+with "form_type": "department_performance_self_evaluation"), or given with
+--template NAME.
+
 A page that is not such a form, or a file that cannot be read, gives a line
 with "error": {"kind": ..., "message": ...} instead, and the run goes on.
 Kinds: not_found, unreadable, corrupt, encrypted, unsupported, too_large,
@@ -59,7 +64,18 @@ class Progress:
 def run_extract(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     from formscan.pool import PagePool
+    from pipeline.errors import TemplateError
     from pipeline.extract import plan_pages
+    from pipeline.templates import get_template, template_names
+
+    # --template NAME reads every page as that form; without it each page's form is detected.
+    names = tuple(template_names()) if args.template is None else (args.template,)
+    try:
+        for name in names:
+            get_template(name)
+    except TemplateError as exc:
+        print(f"formscan: {exc}", file=sys.stderr)
+        return 2
 
     items, failed = plan_pages(
         args.paths, max_pages_per_file=args.max_pages_per_file or None, max_pixels=args.max_pixels
@@ -77,7 +93,7 @@ def run_extract(args: argparse.Namespace) -> int:
         for result in failed:
             out.write(result.to_json_line() + "\n")
             counts["error"] += 1
-        pool = PagePool(workers, max_pixels=args.max_pixels, page_timeout=args.page_timeout or None)
+        pool = PagePool(workers, max_pixels=args.max_pixels, page_timeout=args.page_timeout or None, templates=names)
         for _item, block in pool.run(items):
             for line in block.splitlines():
                 out.write(line + "\n")
@@ -245,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a file of more than N pages with a too_many_pages line (default: no limit)",
     )
     _add_max_pixels(extract)
+    extract.add_argument(
+        "--template", metavar="NAME",
+        help="read every page as this form: a template's name, the stem of a file in pipeline/templates "
+        "(project_self_evaluation, department_self_evaluation, ...); default: detect each page's form "
+        "by the labels that identify it",
+    )
     extract.add_argument(
         "--page-timeout", type=_seconds_arg, default=DEFAULT_PAGE_TIMEOUT_S, metavar="SECONDS",
         help="stop a page that takes longer (its worker is replaced) and report it as timeout; "

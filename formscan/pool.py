@@ -29,21 +29,25 @@ READY = "ready"
 MAX_FAILED_STARTS = 3  # workers dying before they are ready: the engines cannot load, stop trying
 
 
-def extract_lines(item: Item, reader, max_pixels: int = MAX_PIXELS) -> str:
-    """JSON line(s) for one page; an unexpected exception becomes an ``internal`` error line."""
+def extract_lines(item: Item, reader, max_pixels: int = MAX_PIXELS, templates: tuple[str, ...] = ()) -> str:
+    """JSON line(s) for one page; an unexpected exception becomes an ``internal`` error line.
+    ``templates``: names of the forms the page may be (none: the project form alone)."""
     from pipeline.extract import error_result, extract_document
+    from pipeline.templates import get_template
 
     path, number = item
     try:
+        forms = [get_template(name) for name in templates] or None
         return "\n".join(
-            result.to_json_line() for result in extract_document(path, reader, [number], max_pixels=max_pixels)
+            result.to_json_line()
+            for result in extract_document(path, reader, [number], max_pixels=max_pixels, templates=forms)
         )
     except Exception as exc:  # a bug must not end the batch: the page gets a line that names it
         error = InternalError(f"{type(exc).__name__}: {exc}", file=path, page=number)
         return error_result(error, path, number).to_json_line()
 
 
-def _worker_main(conn: Connection, max_pixels: int) -> None:
+def _worker_main(conn: Connection, max_pixels: int, templates: tuple[str, ...] = ()) -> None:
     os.setpgrp()  # the parent kills this group: the worker and the pdftoppm it may be waiting on
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -55,7 +59,7 @@ def _worker_main(conn: Connection, max_pixels: int) -> None:
         item = conn.recv()
         if item is None:
             return
-        conn.send(extract_lines(item, reader, max_pixels))
+        conn.send(extract_lines(item, reader, max_pixels, templates))
 
 
 def _error_line(error: FormscanError, item: Item) -> str:
@@ -84,9 +88,13 @@ class _Worker:
 class PagePool:
     """``run(items)`` yields ``(item, json_lines)`` in input order; never raises for a page."""
 
-    def __init__(self, workers: int, *, max_pixels: int = MAX_PIXELS, page_timeout: float | None = None):
+    def __init__(
+        self, workers: int, *, max_pixels: int = MAX_PIXELS, page_timeout: float | None = None,
+        templates: tuple[str, ...] = (),
+    ):
         self.size = max(1, workers)
         self.max_pixels = max_pixels
+        self.templates = tuple(templates)
         self.page_timeout = page_timeout or None
         self._context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         self._workers: list[_Worker] = []
@@ -94,7 +102,8 @@ class PagePool:
 
     def _start_worker(self) -> None:
         parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child_end, self.max_pixels), daemon=True)
+        process = self._context.Process(target=_worker_main, args=(child_end, self.max_pixels, self.templates),
+                                        daemon=True)
         process.start()
         child_end.close()
         self._workers.append(_Worker(process, parent_end))

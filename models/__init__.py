@@ -6,6 +6,7 @@ from models.record import (
     FormRecord,
     FundsRow,
     IndicatorRow,
+    TemplateRecord,
 )
 from models.result import Flag, FlagReason, Notice, PageError, PageResult, PageStatus, SourceRef
 from models.table import PageTables, Table, TableCell
@@ -26,4 +27,5 @@ __all__ = [
     "SourceRef",
     "Table",
     "TableCell",
+    "TemplateRecord",
 ]

@@ -59,3 +59,21 @@ class FormRecord(_Strict):
     indicators: list[IndicatorRow] = Field(default_factory=list)
     total_weight: float | None = None
     total_score: float | None = None
+
+
+class TemplateRecord(BaseModel):
+    """The record of a form read by a template other than the project form's
+    (``pipeline/templates/*.toml``): its header fields and, per section, a list of rows,
+    each under the names the template gives them. Numbers as for ``FormRecord``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    form_type: str
+    year: int | None = None
+
+
+def record_kind(value: object) -> str:
+    """Which record model a record (or its JSON) is: ``project`` or ``template``."""
+    form_type = value.get("form_type", FORM_TYPE) if isinstance(value, dict) else getattr(value, "form_type", FORM_TYPE)
+    return "project" if form_type == FORM_TYPE else "template"

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from models.record import FormRecord
+from models.record import FormRecord, TemplateRecord, record_kind
+
+# The project form's record, or a template's (by its form_type).
+AnyRecord = Annotated[
+    Annotated[FormRecord, Tag("project")] | Annotated[TemplateRecord, Tag("template")], Discriminator(record_kind)
+]
 
 
 class FlagReason(str, Enum):
@@ -78,7 +84,7 @@ class PageResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: SourceRef
-    record: FormRecord | None = None
+    record: AnyRecord | None = None
     flags: list[Flag] = Field(default_factory=list)
     notices: list[Notice] = Field(default_factory=list)
     status: PageStatus | None = None

@@ -1,4 +1,4 @@
-"""Map a grid's read cells to the record by their header labels and spans.
+"""Map a grid's read cells to the record by their header labels and spans, as a template says.
 
 Nothing here depends on pixel positions: a value is found as the cell right of
 its label, below its header, or where its row meets a header's column, so other
@@ -11,40 +11,15 @@ import re
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 
-from models import FUND_SOURCES, FormRecord, FundsRow, IndicatorRow
+from models import FormRecord, TemplateRecord
 from pipeline.errors import NotAFormError
 from pipeline.grid import Cell, Grid
-from pipeline.lexicon import LEVEL2, Lexicon, field_kind
+from pipeline.lexicon import Lexicon, field_kind
 from pipeline.numbers import NumberFormatError, parse_number
 from pipeline.ocr import BLANK, CellText, comparable
+from pipeline.templates import FieldPart, Section, Template, get_template
 
-FUND_COLUMNS = {
-    "initial_budget": "年初预算数",
-    "annual_budget": "全年预算数",
-    "executed": "全年执行数",
-    "weight": "分值",
-    "execution_rate": "执行率",
-    "score": "得分",
-}
-INDICATOR_COLUMNS = {
-    "level1": "一级指标",
-    "level2": "二级指标",
-    "name": "三级指标",
-    "target": "年度指标值",
-    "actual": "实际完成值",
-    "weight": "分值",
-    "score": "得分",
-    "deviation_reason": "偏差原因分析及改进措施",
-}
-# The form's printed labels beyond the column headers: with the lexicon's terms, the
-# words a cell may hold that Tesseract alone can be trusted to read (see form_vocabulary).
-FORM_LABELS = (
-    "项目名称", "主管部门", "实施单位", "项目资金（万元）", "项目资金（元）", "年度资金总额",
-    "其中：当年财政拨款", "上年结转资金", "其他资金", "年度总体目标", "预期目标", "实际完成情况",
-    "绩效指标", "总分",
-)
 _PUNCT = re.compile(r"[\s（）()：:，,。、“”\"]")
-_UNIT = re.compile(r"\((万元|元|千元)\)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 
 
@@ -58,7 +33,7 @@ class FieldEvidence:
 
 @dataclass
 class AssembledPage:
-    record: FormRecord
+    record: FormRecord | TemplateRecord
     evidence: dict[str, FieldEvidence] = field(default_factory=dict)
     unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
     unmapped: dict[str, str] = field(default_factory=dict)  # field path -> why no cell could be found for it
@@ -123,15 +98,16 @@ def _shared_cells(row_cells: dict[str, Cell | None], prefix: str, headers: dict[
     return out
 
 
-def _is_label(text: str) -> bool:
+def _is_label(text: str, template: Template) -> bool:
     key = _key(text)
-    return bool(key) and any(key == _key(label) for label in (*FORM_LABELS, *FUND_COLUMNS.values(), *INDICATOR_COLUMNS.values()))
+    return bool(key) and any(key == _key(label) for label in template.printed_words())
 
 
-def form_vocabulary(lexicon: Lexicon | None = None) -> frozenset[str]:
+def form_vocabulary(lexicon: Lexicon | None = None, template: Template | None = None) -> frozenset[str]:
     """Every fixed word of the form (labels, headers, lexicon terms), in comparable form."""
-    words = [*FORM_LABELS, *FUND_COLUMNS.values(), *INDICATOR_COLUMNS.values()]
-    for terms in (lexicon or Lexicon.builtin()).terms.values():
+    template = template or get_template()
+    words = list(template.printed_words())
+    for terms in (lexicon or Lexicon.builtin(template)).terms.values():
         words.extend(terms)
     return frozenset(comparable(w) for w in words if w)
 
@@ -141,22 +117,40 @@ def read_year(header_text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def identifying_score(template: Template, grid: Grid, texts: dict[Cell, CellText]) -> float:
+    """How well the page's cells show the template's identifying labels: the mean, over
+    those labels, of the best similarity of any cell's text to it (1.0: all printed as is)."""
+    keys = [_key(texts.get(cell, BLANK).text) for cell in grid.cells]
+    keys = [k for k in keys if k]
+    scores = []
+    for label in template.identify:
+        target = _key(label)
+        scores.append(max((SequenceMatcher(None, k, target).ratio() for k in keys), default=0.0))
+    return sum(scores) / len(scores)
+
+
 def assemble_record(
-    grid: Grid, texts: dict[Cell, CellText], header_text: str = "", lexicon: Lexicon | None = None
+    grid: Grid,
+    texts: dict[Cell, CellText],
+    header_text: str = "",
+    lexicon: Lexicon | None = None,
+    template: Template | None = None,
 ) -> AssembledPage:
-    """Build the record from read cells; raise NotAFormError when the labels aren't this form's.
+    """Build the record from read cells by ``template`` (the project form's by default);
+    raise NotAFormError when the template's identifying labels are not all there.
 
     Text fields with a vocabulary (指标 levels, target words, units) are snapped onto
     ``lexicon`` terms when exactly one is within reach; the flag logic still sees how
     sure the engines were.
     """
+    template = template or get_template()
     table = _Table(grid, texts)
-    name_label = table.find("项目名称")
-    indicator_header = table.find("三级指标")
-    if name_label is None or indicator_header is None:
-        raise NotAFormError("no 项目名称 / 三级指标 labels: not a 项目支出绩效自评表")
-    page = AssembledPage(FormRecord(year=read_year(header_text)))
-    values: dict[str, object] = {"year": page.record.year}
+    if any(table.find(label) is None for label in template.identify):
+        raise NotAFormError(f"no {' / '.join(template.identify)} labels: not a {template.title}")
+    year = read_year(header_text)
+    page = AssembledPage(FormRecord(year=year) if template.record == "project" else
+                         TemplateRecord(form_type=template.form_type, year=year))
+    values: dict[str, object] = {"year": year}
 
     def take_text(path: str, cell: Cell | None) -> str:
         text = table.text(cell)
@@ -176,41 +170,48 @@ def assemble_record(
             page.unparseable[path] = raw
             return None
 
-    values["project_name"] = take_text("project_name", table.right_of(name_label))
-    for path, label in (("department", "主管部门"), ("implementing_unit", "实施单位")):
-        found = table.find(label)
-        values[path] = take_text(path, table.right_of(found)) if found else ""
+    def take(path: str, cell: Cell | None, grammar: str | None) -> object:
+        return take_text(path, cell) if grammar is None else take_number(path, cell, grammar == "rate")
 
-    values["funds"] = _assemble_funds(table, take_number, page.unmapped, page.misaligned)
-    values["funds_unit"] = _funds_unit(table)
-
-    # The goals sit above the indicator header, whose 实际完成值 is close enough to
-    # 实际完成情况 to be mistaken for it when a seal blurs the real label.
-    goal_rows = range(0, indicator_header.row)
-    expected_label = table.find("预期目标", rows=goal_rows)
-    actual_label = table.find("实际完成情况", rows=goal_rows)
-    if actual_label is None and expected_label is not None:
-        actual_label = table.right_of(expected_label)  # the layout puts it there
-    for path, found in (("goal_expected", expected_label), ("goal_actual", actual_label)):
-        values[path] = take_text(path, table.below(found)) if found else ""
-        if _is_label(values[path]):
-            page.misaligned[path] = f"the cell read holds the label {values[path]}: the layout was not recognised"
-
-    columns, problems = _header_columns(table, indicator_header, INDICATOR_COLUMNS)
-    if "name" in problems:
-        raise NotAFormError(f"the 三级指标 column cannot be mapped: {problems['name']}")
-    indicators, total_row = _assemble_indicators(table, indicator_header, columns, take_text, take_number, page.misaligned)
-    values["indicators"] = indicators
-    for i in range(len(indicators)):
-        for key, why in problems.items():
-            page.unmapped[f"indicators[{i}].{key}"] = why
-    if total_row is not None:
-        for path, key in (("total_weight", "weight"), ("total_score", "score")):
-            col = columns.get(key)
-            values[path] = take_number(path, table.at.get((total_row, col))) if col is not None else None
-            if col is None:
-                page.unmapped[path] = problems[key]
-    page.record = FormRecord.model_validate(values)
+    label_cells: dict[str, Cell | None] = {}  # field -> the label cell its value was found by
+    total_rows: dict[str, int | None] = {}  # section -> the row of its end label
+    section_columns: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
+    for part in template.parts:
+        if isinstance(part, Section):
+            rows, total_row, columns, problems = _assemble_section(table, part, take, page)
+            values[part.name] = rows
+            total_rows[part.name] = total_row
+            section_columns[part.name] = (columns, problems)
+        elif part.place == "right_of":
+            found = label_cells[part.name] = table.find(part.label)
+            values[part.name] = take_text(part.name, table.right_of(found)) if found else ""
+        elif part.place == "below":
+            above = table.find(part.above) if part.above else None
+            found = table.find(part.label, rows=range(0, above.row) if above is not None else None)
+            if found is None and part.else_right_of and label_cells.get(part.else_right_of) is not None:
+                found = table.right_of(label_cells[part.else_right_of])  # the layout puts it there
+            label_cells[part.name] = found
+            values[part.name] = take_text(part.name, table.below(found)) if found else ""
+            if _is_label(values[part.name], template):
+                page.misaligned[part.name] = (
+                    f"the cell read holds the label {values[part.name]}: the layout was not recognised"
+                )
+        elif part.place == "unit_in":
+            values[part.name] = _unit_in(table, part)
+        else:  # total_of
+            total_row = total_rows.get(part.section)
+            values[part.name] = None
+            if total_row is not None:
+                columns, problems = section_columns[part.section]
+                col = columns.get(part.column)
+                if col is None:
+                    page.unmapped[part.name] = problems[part.column]
+                else:
+                    values[part.name] = take(part.name, table.at.get((total_row, col)), part.number)
+    if template.record == "project":
+        page.record = FormRecord.model_validate(values)
+    else:
+        page.record = TemplateRecord.model_validate({"form_type": template.form_type, **values})
     return page
 
 
@@ -245,97 +246,109 @@ def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tupl
     return {key: cell.col for key, cell in cells.items() if key not in problems}, problems
 
 
-def _funds_unit(table: _Table) -> str:
-    """The unit in the 项目资金（万元） label; 万元 when it cannot be read."""
+def _unit_in(table: _Table, part: FieldPart) -> str:
+    """The unit in brackets in the part's label (项目资金（万元）); its default when it cannot be read."""
+    pattern = re.compile(r"\((" + "|".join(map(re.escape, part.units)) + r")\)")
     for cell in table.grid.cells:
         text = comparable(table.text(cell).text)
-        if text.startswith("项目资金"):
-            match = _UNIT.search(text)
+        if text.startswith(part.label):
+            match = pattern.search(text)
             if match:
                 return match.group(1)
-    return "万元"
+    return part.default
 
 
-def _source_of(text: str) -> str | None:
+def _row_label_of(text: str, row_labels: tuple[str, ...]) -> str | None:
+    """The row label a label cell's text ends with (a printed 其中： in front is allowed)."""
     key = _key(text)
-    for source in FUND_SOURCES:
-        if key.endswith(source) or (key and label_similarity(key[-len(source) :], source) >= 0.75):
-            return source
+    for label in row_labels:
+        if key.endswith(label) or (key and label_similarity(key[-len(label) :], label) >= 0.75):
+            return label
     return None
 
 
-def _assemble_funds(
-    table: _Table, take_number, unmapped: dict[str, str], misaligned: dict[str, str]
-) -> list[FundsRow]:
-    header = table.find("年初预算数")
+def _assemble_section(table: _Table, section: Section, take, page: AssembledPage):
+    """The section's rows as dicts, the row of its end label, its columns and unmapped ones."""
+    header = table.find(section.anchor)
     if header is None:
-        return []
-    columns, problems = _header_columns(table, header, FUND_COLUMNS)
-    source_col = header.col - 1
-    rows: list[FundsRow] = []
-    row = header.row + header.row_span
-    while row < table.grid.n_rows:
-        label = table.at.get((row, source_col))
-        if label is None or label.row != row:
-            break
-        source = _source_of(table.text(label).text)
-        if source is None:
-            break
-        i = len(rows)
-        values: dict[str, object] = {"source": source}
-        cells = {key: table.at.get((row, col)) for key, col in columns.items()}
-        for key, cell in cells.items():
-            values[key] = take_number(f"funds[{i}].{key}", cell, key == "execution_rate")
-        for key, why in problems.items():
-            unmapped[f"funds[{i}].{key}"] = why
-        misaligned.update(_shared_cells(cells, f"funds[{i}]", FUND_COLUMNS))
-        rows.append(FundsRow.model_validate(values))
-        row = label.row + label.row_span
-    return rows
+        return [], None, {}, {}
+    columns, problems = _header_columns(table, header, section.headers)
+    grammar = {c.field: c.number for c in section.columns}
+    if section.key is not None and section.key in problems:
+        raise NotAFormError(f"the {section.headers[section.key]} column cannot be mapped: {problems[section.key]}")
+    rows: list[dict[str, object]] = []
+    if section.row_labels:
+        total_row = None
+        label_col = header.col - 1
+        row = header.row + header.row_span
+        while row < table.grid.n_rows:
+            label = table.at.get((row, label_col))
+            if label is None or label.row != row:
+                break
+            row_label = _row_label_of(table.text(label).text, section.row_labels)
+            if row_label is None:
+                break
+            labelled = {section.row_label: row_label}
+            rows.append(_take_row(table, section, row, len(rows), columns, grammar, take, page, labelled))
+            for key, why in problems.items():
+                page.unmapped[f"{section.name}[{len(rows) - 1}].{key}"] = why
+            row = label.row + label.row_span
+    else:
+        total_row = _open_rows(table, section, header, columns, grammar, take, page, rows)
+        for i in range(len(rows)):
+            for key, why in problems.items():
+                page.unmapped[f"{section.name}[{i}].{key}"] = why
+    return rows, total_row, columns, problems
 
 
-def _level2_label_only(table: _Table, row: int, name_cell: Cell, columns: dict[str, int]) -> bool:
-    """A row with a 二级指标 and no indicator whose level2 | name rule was missed: the
-    one cell holds just the 二级指标 name (a real indicator would add its own name)."""
-    level2_col = columns.get("level2")
-    if level2_col is None or table.at.get((row, level2_col)) != name_cell:
+def _take_row(table: _Table, section: Section, row: int, i: int, columns, grammar, take, page, values) -> dict:
+    cells = {key: table.at.get((row, col)) for key, col in columns.items()}
+    for key, cell in cells.items():
+        values[key] = take(f"{section.name}[{i}].{key}", cell, grammar[key])
+    page.misaligned.update(_shared_cells(cells, f"{section.name}[{i}]", section.headers))
+    return values
+
+
+def _label_only(table: _Table, section: Section, row: int, key_cell: Cell, columns: dict[str, int]) -> bool:
+    """A key cell that also spans ``skip_if_only``'s column and holds just one of its
+    vocabulary's terms (a 二级指标 name): the rule between them was missed on a row with
+    no entry of its own (a real indicator would add its own name)."""
+    rule = section.skip_if_only
+    if not rule:
         return False
-    text = table.text(name_cell).text
-    return max(label_similarity(text, term) for term in LEVEL2) >= 0.8
+    col = columns.get(rule[0])
+    if col is None or table.at.get((row, col)) != key_cell:
+        return False
+    terms = rule[1]
+    text = table.text(key_cell).text
+    return bool(terms) and max(label_similarity(text, term) for term in terms) >= 0.8
 
 
-def _assemble_indicators(
-    table: _Table, header: Cell, columns: dict[str, int], take_text, take_number, misaligned: dict[str, str]
-):
-    name_col = columns["name"]
-    total = table.find("总分", rows=range(header.row + 1, table.grid.n_rows))
-    end = total.row if total is not None else table.grid.n_rows
-    rows: list[IndicatorRow] = []
+def _open_rows(table: _Table, section: Section, header: Cell, columns, grammar, take, page, rows: list) -> int | None:
+    """Every row with text in the key column up to the end label; the end label's row."""
+    key_col = columns[section.key]
+    end = table.find(section.end, rows=range(header.row + 1, table.grid.n_rows)) if section.end else None
+    last = end.row if end is not None else table.grid.n_rows
+    stop_col = columns.get(section.stop_at) if section.stop_at else None
     row = header.row + header.row_span
-    level1_col = columns.get("level1")
-    while row < end:
-        name_cell = table.at.get((row, name_col))
-        if name_cell is None:
+    while row < last:
+        key_cell = table.at.get((row, key_col))
+        if key_cell is None:
             row += 1
             continue
-        if level1_col is not None and table.at.get((row, level1_col)) == name_cell:
-            # A cell spanning the 一级指标 and 三级指标 columns is the 总分 label (read wrong,
-            # or it would have been found above), never an indicator.
-            return rows, row
-        next_row = name_cell.row + name_cell.row_span
-        if name_cell.row != row or table.text(name_cell).is_blank or _level2_label_only(table, row, name_cell, columns):
+        if stop_col is not None and table.at.get((row, stop_col)) == key_cell:
+            # A key cell spanning the stop_at column too is the end label (the 总分 of the
+            # 一级指标 .. 三级指标 columns) read wrong, or it would have been found above.
+            return row
+        next_row = key_cell.row + key_cell.row_span
+        if key_cell.row != row or table.text(key_cell).is_blank or _label_only(table, section, row, key_cell, columns):
             row = next_row
             continue
-        i = len(rows)
-        values: dict[str, object] = {}
-        cells = {key: table.at.get((row, col)) for key, col in columns.items()}
-        for key, cell in cells.items():
-            path = f"indicators[{i}].{key}"
-            if key in ("weight", "score"):
-                values[key] = take_number(path, cell)
-            else:
-                values[key] = take_text(path, cell)
-        misaligned.update(_shared_cells(cells, f"indicators[{i}]", INDICATOR_COLUMNS))
-        rows.append(IndicatorRow.model_validate(values))
+        rows.append(_take_row(table, section, row, len(rows), columns, grammar, take, page, {}))
         row = next_row
-    return rows, (total.row if total is not None else None)
+    return end.row if end is not None else None
+
+
+def find_label(grid: Grid, texts: dict[Cell, CellText], label: str) -> Cell | None:
+    """The cell holding ``label`` as ``assemble_record`` finds it (None when no cell is close enough)."""
+    return _Table(grid, texts).find(label)

@@ -55,7 +55,7 @@ class BlankPageError(NoTableError):
 
 
 class NotAFormError(FormscanError):
-    """A table was found but it is not a 财政项目支出绩效自评表."""
+    """A table was found but it is not a form of any template read against (pipeline/templates)."""
 
     kind = "not_a_form"
 
@@ -88,3 +88,9 @@ class InternalError(FormscanError):
     """An unexpected exception while reading the page: a bug, reported instead of ending the batch."""
 
     kind = "internal"
+
+
+class TemplateError(FormscanError):
+    """A form template (``pipeline/templates/*.toml``) is missing or malformed; the message names its file."""
+
+    kind = "template"

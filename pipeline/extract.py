@@ -6,14 +6,16 @@ bad page or file: the error becomes the result, so a batch always goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from models import PageError, PageResult, PageStatus, SourceRef
-from pipeline.assemble import AssembledPage, FieldEvidence, assemble_record, form_vocabulary, read_year
+from pipeline.assemble import (
+    AssembledPage, FieldEvidence, assemble_record, find_label, form_vocabulary, identifying_score, read_year,
+)
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.blank import is_blank
@@ -21,9 +23,10 @@ from pipeline.errors import BlankPageError, DuplicateFileError, FormscanError, T
 from pipeline.grid import Box, Cell, Grid, detect_grid
 from pipeline.lexicon import Lexicon
 from pipeline.numbers import printed_as
-from pipeline.ocr import CellReader, CellText
+from pipeline.ocr import CellReader, CellText, comparable
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import erase_seals
+from pipeline.templates import PROJECT_TEMPLATE, Template, get_template
 from pipeline.validate import confirmed_by_rules, record_notices, validate
 
 
@@ -40,39 +43,78 @@ def read_header(page_image, top: int, dpi: int, reader: CellReader) -> str:
     return text if read_year(text) is not None else reader.paddle.read(region).text
 
 
-def _number_kind(path: str) -> str:
-    field_name = path.rsplit(".", 1)[-1]
-    if field_name == "execution_rate":
-        return "rate"
-    return "amount" if field_name in ("initial_budget", "annual_budget", "executed") else "score"
+def _number_kind(template: Template, path: str) -> str:
+    return template.number_grammar(path) or "score"
+
+
+def matching_templates(templates: Sequence[Template], grid: Grid, texts: dict[Cell, CellText]) -> list[Template]:
+    """The templates whose identifying labels are all among the cells, best shown first
+    (the mean similarity of their labels to the cells; earlier templates win a tie)."""
+    found = [t for t in templates if not any(find_label(grid, texts, label) is None for label in t.identify)]
+    return sorted(found, key=lambda t: -identifying_score(t, grid, texts))
 
 
 def read_cells(
-    image: np.ndarray, dpi: int, grid: Grid, header: str, reader: CellReader, lexicon: Lexicon | None = None
-) -> dict[Cell, CellText]:
-    """Every cell's text, PP-OCR asked only where Tesseract's reading is not already vouched for.
+    image: np.ndarray,
+    dpi: int,
+    grid: Grid,
+    header: str,
+    reader: CellReader,
+    lexicon: Lexicon | None = None,
+    templates: Sequence[Template] | None = None,
+) -> tuple[Template, dict[Cell, CellText]]:
+    """The page's template and every cell's text, PP-OCR asked only where Tesseract's reading
+    is not already vouched for.
 
     Tesseract reads every cell first (~14 ms a cell). Its readings settle a cell when they
     are exactly a word of the form, or when the form's arithmetic holds over them (the
     执行率 equation, the 分值 and 得分 sums: a misread digit would break it) and each is
     printed as the form prints such a number. Only the other cells get PP-OCR's second
     opinion (~50 ms a cell).
+
+    With several ``templates`` (default: the project form's alone), the first readings say
+    which form the page is: the best match of ``matching_templates``, or the first template when
+    none matches (its assembler then says why the page is no form). A cell settled as a
+    word of another template's vocabulary is read again against the chosen one's, so a
+    page is read exactly as it would be with its template alone.
     """
-    vocabulary = form_vocabulary(lexicon)
+    templates = list(templates or [get_template()])
+    vocabularies = {t.name: form_vocabulary(page_lexicon(lexicon, t), t) for t in templates}
+    vocabulary = frozenset().union(*vocabularies.values())
     cells = {cell: prepare_cell(image, cell.box, dpi) for cell in grid.cells}
     first = {cell: reader.first_reading(cell_image, vocabulary) for cell, cell_image in cells.items()}
+    template = templates[0]
+    if len(templates) > 1:
+        template = (matching_templates(templates, grid, first) or templates)[0]
+        own = vocabularies[template.name]
+        first.update({
+            cell: reader.first_reading(cells[cell], own) for cell, text in first.items()
+            if text.source == "vocabulary" and comparable(text.text) not in own
+        })
     try:
-        draft = assemble_record(grid, first, header, lexicon)
+        draft = assemble_record(grid, first, header, page_lexicon(lexicon, template), template)
     except FormscanError:
         settled: set[Cell] = set()  # Tesseract alone could not even find the labels
     else:
         settled = {
-            draft.evidence[path].cell for path in confirmed_by_rules(draft.record)
-            if path in draft.evidence and printed_as(_number_kind(path), draft.evidence[path].text.text)
+            draft.evidence[path].cell for path in confirmed_by_rules(draft.record, template)
+            if path in draft.evidence and printed_as(_number_kind(template, path), draft.evidence[path].text.text)
         }
     asked = [cell for cell in cells if cell not in settled]
     second = reader.second_opinions([(cells[cell], first[cell]) for cell in asked])
-    return {**first, **dict(zip(asked, second))}
+    return template, {**first, **dict(zip(asked, second))}
+
+
+def page_lexicon(lexicon: Lexicon | None, template: Template) -> Lexicon:
+    """The caller's lexicon for the project form (the review queue's, taught by reviewers);
+    another form's own vocabulary with the caller's taught terms added."""
+    if template.name == PROJECT_TEMPLATE:
+        return lexicon or Lexicon.builtin()
+    own = Lexicon.builtin(template)
+    builtin = Lexicon.builtin()
+    for kind, terms in (lexicon.terms if lexicon else {}).items():
+        own.add(kind, set(terms) - builtin.terms.get(kind, set()))
+    return own
 
 
 @dataclass
@@ -86,10 +128,12 @@ class PageExtraction:
     evidence: dict[str, FieldEvidence] = field(default_factory=dict)  # field path -> cell, readings
 
 
-def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageExtraction:
-    """``lexicon``: the terms near-miss readings snap to; the form's built-in vocabulary if None."""
+def extract_page_full(
+    page: Page, reader: CellReader, lexicon: Lexicon | None = None, templates: Sequence[Template] | None = None
+) -> PageExtraction:
+    """``lexicon``: the terms near-miss readings snap to; the form's built-in vocabulary if None.
+    ``templates``: the forms the page may be (see ``read_cells``); the project form's alone if None."""
     source = SourceRef(file=page.source, page=page.number)
-    lexicon = lexicon or Lexicon.builtin()
     try:
         if is_blank(page.image):
             raise BlankPageError("the page is blank")
@@ -100,8 +144,9 @@ def extract_page_full(page: Page, reader: CellReader, lexicon: Lexicon | None = 
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
         image = erase_seals(image, page.dpi, ghost=page.was_colour)
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
-        texts = read_cells(image, page.dpi, grid, header, reader, lexicon)
-        assembled = assemble_record(grid, texts, header, lexicon)
+        template, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
+        lexicon = page_lexicon(lexicon, template)
+        assembled = assemble_record(grid, texts, header, lexicon, template)
     except FormscanError as exc:
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
@@ -117,8 +162,10 @@ def judge(source: SourceRef, assembled: AssembledPage, lexicon: Lexicon | None =
                       notices=record_notices(assembled.record), status=status)
 
 
-def extract_page(page: Page, reader: CellReader, lexicon: Lexicon | None = None) -> PageResult:
-    return extract_page_full(page, reader, lexicon).result
+def extract_page(
+    page: Page, reader: CellReader, lexicon: Lexicon | None = None, templates: Sequence[Template] | None = None
+) -> PageResult:
+    return extract_page_full(page, reader, lexicon, templates).result
 
 
 def error_result(exc: FormscanError, file: str, page: int | None = None) -> PageResult:
@@ -129,12 +176,17 @@ def error_result(exc: FormscanError, file: str, page: int | None = None) -> Page
 
 
 def extract_document(
-    path: str | Path, reader: CellReader, numbers: list[int] | None = None, *, max_pixels: int = MAX_PIXELS
+    path: str | Path,
+    reader: CellReader,
+    numbers: list[int] | None = None,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    templates: Sequence[Template] | None = None,
 ) -> Iterator[PageResult]:
     """Results for the pages of one file (all, or the 1-based ``numbers``); errors become results."""
     try:
         for page in read_pages(path, numbers, max_pixels=max_pixels):
-            yield extract_page(page, reader)
+            yield extract_page(page, reader, templates=templates)
     except FormscanError as exc:
         yield error_result(exc, str(path), numbers[0] if numbers and len(numbers) == 1 else None)
 

@@ -1,7 +1,7 @@
 """The form's vocabulary, to snap near-miss readings onto words the form really uses.
 
-A lexicon holds terms per field kind: the fixed labels of the form, the usual
-一级/二级指标 names and target words, and whatever reviewers have corrected
+A lexicon holds terms per field kind: the usual 一级/二级指标 names and target
+words of the form (its template's vocabulary), and whatever reviewers have corrected
 (the review queue keeps those and hands them to the pipeline for later pages).
 A reading is snapped only when exactly one term is close and no other is nearly
 as close, so a snap never guesses between two candidates.
@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from pipeline.ocr import comparable
-
-LEVEL1 = ("产出指标", "效益指标", "满意度指标")
-LEVEL2 = (
-    "数量指标", "质量指标", "时效指标", "成本指标", "经济效益指标", "社会效益指标",
-    "生态效益指标", "可持续影响指标", "服务对象满意度指标",
-)
-TARGET_WORDS = ("及时", "完善", "健全", "有效提高", "有效降低", "持续", "全面", "达标", "合格", "良好", "显著", "稳定")
+from pipeline.templates import Template, get_template
 
 # Field kinds: which record fields draw on which list of terms.
 FIELD_KINDS = {
@@ -51,8 +45,9 @@ class Lexicon:
     terms: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
-    def builtin(cls) -> Lexicon:
-        return cls({"level1": set(LEVEL1), "level2": set(LEVEL2), "target": set(TARGET_WORDS)})
+    def builtin(cls, template: Template | None = None) -> Lexicon:
+        """The template's fixed vocabulary (the project form's by default)."""
+        return cls({kind: set(terms) for kind, terms in (template or get_template()).vocabulary.items()})
 
     def add(self, kind: str, terms: Iterable[str]) -> None:
         self.terms.setdefault(kind, set()).update(t for t in terms if t)

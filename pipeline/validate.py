@@ -1,104 +1,58 @@
 """Validate a record: named domain rules plus the confidence of each field's reading.
 
 Every rule has a name (the flag reason is ``rule:<name>``) and a message a
-reviewer can act on; where the arithmetic implies a value it is proposed.
+reviewer can act on; where the arithmetic implies a value it is proposed. Which
+rules apply to a form, on which fields and with which tolerances, its template
+says (``pipeline/templates/*.toml``, ``[[rules]]``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from models import Flag, FlagReason, FormRecord, Notice
+from models import Flag, FlagReason, FormRecord, Notice, TemplateRecord
 from models.result import rule_reason
 from pipeline.assemble import AssembledPage
 from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
+from pipeline.errors import TemplateError
 from pipeline.lexicon import Lexicon, field_kind
 from pipeline.repair import repair_text
-
-RATE_TOLERANCE = 0.011  # percent points: rates print rounded to 2 decimals
-SUM_TOLERANCE = 0.005
-AMOUNT_LIMIT_WAN = 100_000.0  # 10 亿元 for one project is implausible when the unit says 万元
-
-
-FORM_LABELS = ("项目名称", "主管部门", "实施单位", "项目资金", "年初预算数", "全年预算数", "全年执行数",
-               "预期目标", "实际完成情况", "一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值")
-
-
-def _embedded_label(value: str) -> str | None:
-    return next((label for label in FORM_LABELS if label in value), None)
-
+from pipeline.templates import Template, get_template, template_for_form_type
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def record_notices(record: FormRecord) -> list[Notice]:
-    """What the user of this record should know about the document itself (see ``Notice``)."""
-    notices = []
-    if record.funds_unit == "万元":
-        # The form prints 万元 over amounts that are really 元 on some pages: the heading is
-        # what is wrong, as printed. An amount misread by a factor of 100 breaks 执行率 and
-        # the sums instead, and is flagged there.
-        largest = max(
-            (v for row in record.funds for v in (row.initial_budget, row.annual_budget, row.executed) if v is not None),
-            default=0.0,
-        )
-        if largest >= AMOUNT_LIMIT_WAN:
-            notices.append(Notice(
-                rule="amount_plausible",
-                message=f"{_fmt(largest)} 万元 is implausible for one project: the amounts may be in 元",
-            ))
-    return notices
+def template_of(record: FormRecord | TemplateRecord) -> Template:
+    return get_template() if isinstance(record, FormRecord) else template_for_form_type(record.form_type)
 
 
-def rule_flags(record: FormRecord) -> Iterator[Flag]:
-    """Flags for broken domain rules and missing required fields."""
-    for path in ("project_name", "department", "implementing_unit"):
-        if not getattr(record, path):
-            yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path} is empty")
-    if not any(row.source == "年度资金总额" for row in record.funds):
-        yield Flag(field="funds", reason=FlagReason.MISSING.value, message="no 年度资金总额 row was found")
-    if not record.indicators:
-        yield Flag(field="indicators", reason=FlagReason.MISSING.value, message="no indicator rows were found")
-    for path in ("total_weight", "total_score"):
-        if getattr(record, path) is None:
-            yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path} (总分) is empty")
+def _rows(data: dict, section: str) -> list[dict]:
+    return data.get(section) or []
 
-    for i, row in enumerate(record.funds):
-        if row.annual_budget and row.executed is not None and row.execution_rate is not None:
-            expected = row.executed / row.annual_budget * 100
-            if abs(expected - row.execution_rate) > RATE_TOLERANCE:
-                message = (
-                    f"执行率 {_fmt(row.execution_rate)}% but 全年执行数/全年预算数 = "
-                    f"{_fmt(row.executed)}/{_fmt(row.annual_budget)} = {expected:.2f}%"
-                )
-                yield Flag(
-                    field=f"funds[{i}].execution_rate",
-                    reason=rule_reason("execution_rate"),
-                    message=message,
-                    proposal=f"{expected:.2f}",
-                )
-                # Any of the three may be the misread one: a reviewer sees all three.
-                for key in ("annual_budget", "executed"):
-                    yield Flag(field=f"funds[{i}].{key}", reason=rule_reason("execution_rate"), message=message)
-        if row.source != "年度资金总额":
-            # Only the 年度资金总额 row is weighted and scored; the form prints "—" below it.
-            for key in ("weight", "score"):
-                if getattr(row, key) is not None:
-                    yield Flag(
-                        field=f"funds[{i}].{key}",
-                        reason=rule_reason("subrow_unscored"),
-                        message=f"{row.source} has a {'分值' if key == 'weight' else '得分'}; the form prints — there",
-                    )
-        if row.score is not None and row.weight is not None and row.score > row.weight + SUM_TOLERANCE:
-            yield Flag(
-                field=f"funds[{i}].score",
-                reason=rule_reason("score_le_weight"),
-                message=f"得分 {_fmt(row.score)} exceeds 分值 {_fmt(row.weight)}",
-            )
 
-    for path in ("project_name", "department", "implementing_unit"):
-        label = _embedded_label(getattr(record, path))
+# --- rules over the whole record: (record as a dict, the rule's parameters, template) -> flags
+
+def _required(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    for path in rule["fields"]:
+        if data.get(path) is None or data.get(path) == "":
+            note = f" ({rule['note']})" if "note" in rule else ""
+            yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path}{note} is empty")
+
+
+def _required_row(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    if not any(row.get(rule["column"]) == rule["value"] for row in _rows(data, rule["section"])):
+        yield Flag(field=rule["section"], reason=FlagReason.MISSING.value, message=f"no {rule['value']} row was found")
+
+
+def _required_rows(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    if not _rows(data, rule["section"]):
+        yield Flag(field=rule["section"], reason=FlagReason.MISSING.value, message=f"no {rule['what']} rows were found")
+
+
+def _label_in_value(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    for path in rule["fields"]:
+        label = next((label for label in rule["labels"] if label in (data.get(path) or "")), None)
         if label:
             yield Flag(
                 field=path,
@@ -106,58 +60,194 @@ def rule_flags(record: FormRecord) -> Iterator[Flag]:
                 message=f"the value contains the label {label}: two cells may have been read as one",
             )
 
-    for i, ind in enumerate(record.indicators):
-        if ind.score is not None and ind.weight is not None and ind.score > ind.weight + SUM_TOLERANCE:
+
+def _sum_terms(data: dict, rule: dict) -> list[tuple[str | None, float | None]]:
+    """(path, value) of every term of a sum rule; a term of ``rows = n`` always gives n,
+    a row the section lacks as (None, None)."""
+    terms = []
+    for term in rule["terms"]:
+        rows = _rows(data, term["section"])
+        count = term.get("rows", len(rows))
+        for i in range(count):
+            row = rows[i] if i < len(rows) else None
+            path = f"{term['section']}[{i}].{term['column']}" if row is not None else None
+            terms.append((path, row.get(term["column"]) if row is not None else None))
+    return terms
+
+
+def _sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    total = data.get(rule["total"])
+    if total is None:
+        return
+    terms = _sum_terms(data, rule)
+    summed = sum(value for _, value in terms if value is not None)
+    if abs(summed - total) > rule["tolerance"]:
+        part = template.fields.get(rule["total"])
+        message = f"{part.label if part else rule['total']} {_fmt(total)} but the rows add up to {_fmt(summed)}"
+        reason = rule_reason(rule["rule"])
+        yield Flag(field=rule["total"], reason=reason, message=message, proposal=_fmt(summed))
+        # The misread term may be any of them: a reviewer sees every term of the sum.
+        for path, _ in terms:
+            if path is not None:
+                yield Flag(field=path, reason=reason, message=message)
+
+
+def _rows_sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    """The rows labelled ``parts`` add up to the row labelled ``total`` in each of ``columns``
+    (基本支出 + 项目支出 = 年度资金总额): a misread amount that the 执行率 of its own row
+    cannot catch (both amounts misread alike) breaks this sum."""
+    by_label = {row.get(rule["label_column"]): i for i, row in enumerate(_rows(data, rule["section"]))}
+    if rule["total"] not in by_label or any(part not in by_label for part in rule["parts"]):
+        return
+    rows = _rows(data, rule["section"])
+    total_i, part_is = by_label[rule["total"]], [by_label[part] for part in rule["parts"]]
+    for column in rule["columns"]:
+        total, parts = rows[total_i].get(column), [rows[i].get(column) for i in part_is]
+        if total is None or any(part is None for part in parts):
+            continue
+        summed = sum(parts)
+        if abs(summed - total) > rule["tolerance"]:
+            message = f"{rule['total']} {_fmt(total)} but {' + '.join(rule['parts'])} = {_fmt(summed)}"
+            path = f"{rule['section']}[{total_i}].{column}"
+            yield Flag(field=path, reason=rule_reason("rows_sum"), message=message, proposal=_fmt(summed))
+            for i in part_is:
+                yield Flag(field=f"{rule['section']}[{i}].{column}", reason=rule_reason("rows_sum"), message=message)
+
+
+# --- rules over one row of a section: (section, row index, row, parameters) -> flags
+
+def _execution_rate(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
+    budget, executed, rate = row.get(rule["budget"]), row.get(rule["executed"]), row.get(rule["rate"])
+    if budget and executed is not None and rate is not None:
+        expected = executed / budget * 100
+        if abs(expected - rate) > rule["tolerance"]:
+            message = (
+                f"执行率 {_fmt(rate)}% but 全年执行数/全年预算数 = "
+                f"{_fmt(executed)}/{_fmt(budget)} = {expected:.2f}%"
+            )
+            reason = rule_reason("execution_rate")
+            path = f"{section}[{i}].{rule['rate']}"
+            yield Flag(field=path, reason=reason, message=message, proposal=f"{expected:.2f}")
+            # Any of the three may be the misread one: a reviewer sees all three.
+            for key in (rule["budget"], rule["executed"]):
+                yield Flag(field=f"{section}[{i}].{key}", reason=reason, message=message)
+
+
+def _subrow_unscored(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
+    # Only the scored row (年度资金总额) is weighted and scored; the form prints "—" below it.
+    if row.get(rule["label_column"]) == rule["scored_row"]:
+        return
+    for key, printed in rule["columns"].items():
+        if row.get(key) is not None:
             yield Flag(
-                field=f"indicators[{i}].score",
-                reason=rule_reason("score_le_weight"),
-                message=f"得分 {_fmt(ind.score)} exceeds 分值 {_fmt(ind.weight)}",
+                field=f"{section}[{i}].{key}",
+                reason=rule_reason("subrow_unscored"),
+                message=f"{row.get(rule['label_column'])} has a {printed}; the form prints — there",
             )
 
-    weights = [r.weight for r in record.funds[:1]] + [i.weight for i in record.indicators]
-    scores = [r.score for r in record.funds[:1]] + [i.score for i in record.indicators]
-    for path, parts, total, name in (
-        ("total_weight", weights, record.total_weight, "weights_sum"),
-        ("total_score", scores, record.total_score, "scores_sum"),
-    ):
-        if total is None:
+
+def _score_le_weight(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
+    score, weight = row.get(rule.get("score", "score")), row.get(rule.get("weight", "weight"))
+    if score is not None and weight is not None and score > weight + rule["tolerance"]:
+        yield Flag(
+            field=f"{section}[{i}].{rule.get('score', 'score')}",
+            reason=rule_reason("score_le_weight"),
+            message=f"得分 {_fmt(score)} exceeds 分值 {_fmt(weight)}",
+        )
+
+
+RECORD_RULES = {
+    "required": _required, "required_row": _required_row, "required_rows": _required_rows,
+    "label_in_value": _label_in_value, "weights_sum": _sum, "scores_sum": _sum, "rows_sum": _rows_sum,
+}
+ROW_RULES = {
+    "execution_rate": _execution_rate, "subrow_unscored": _subrow_unscored, "score_le_weight": _score_le_weight,
+}
+
+
+def _amount_plausible(data: dict, notice: dict) -> Iterator[Notice]:
+    if data.get(notice["unit_field"]) != notice["unit"]:
+        return
+    # The form prints 万元 over amounts that are really 元 on some pages: the heading is
+    # what is wrong, as printed. An amount misread by a factor of 100 breaks 执行率 and
+    # the sums instead, and is flagged there.
+    largest = max(
+        (row[key] for row in _rows(data, notice["section"]) for key in notice["columns"] if row.get(key) is not None),
+        default=0.0,
+    )
+    if largest >= notice["limit"]:
+        yield Notice(
+            rule="amount_plausible",
+            message=f"{_fmt(largest)} {notice['unit']} is implausible for {notice['what']}: the amounts may be in 元",
+        )
+
+
+NOTICES = {"amount_plausible": _amount_plausible}
+
+
+def _named(table: dict, name: str, template: Template):
+    if name not in table:
+        raise TemplateError(f"{template.path or template.name}: no rule named {name!r} in pipeline/validate.py")
+    return table[name]
+
+
+def record_notices(record: FormRecord | TemplateRecord, template: Template | None = None) -> list[Notice]:
+    """What the user of this record should know about the document itself (see ``Notice``)."""
+    template = template or template_of(record)
+    data = record.model_dump()
+    return [n for notice in template.notices for n in _named(NOTICES, notice["rule"], template)(data, notice)]
+
+
+def rule_flags(record: FormRecord | TemplateRecord, template: Template | None = None) -> Iterator[Flag]:
+    """Flags for broken domain rules and missing required fields: the template's rules, in
+    its order; rules one after another on the same section are checked row by row, so
+    each row's flags stay together."""
+    template = template or template_of(record)
+    data = record.model_dump()
+    rules = list(template.rules)
+    k = 0
+    while k < len(rules):
+        rule = rules[k]
+        if rule["rule"] not in ROW_RULES:
+            yield from _named(RECORD_RULES, rule["rule"], template)(data, rule, template)
+            k += 1
             continue
-        summed = sum(p for p in parts if p is not None)
-        if abs(summed - total) > SUM_TOLERANCE:
-            message = f"总分 {_fmt(total)} but the rows add up to {_fmt(summed)}"
-            yield Flag(field=path, reason=rule_reason(name), message=message, proposal=_fmt(summed))
-            # The misread term may be any of them: a reviewer sees every term of the sum.
-            key = "weight" if name == "weights_sum" else "score"
-            terms = ([f"funds[0].{key}"] if record.funds else []) + [
-                f"indicators[{i}].{key}" for i in range(len(record.indicators))
-            ]
-            for term in terms:
-                yield Flag(field=term, reason=rule_reason(name), message=message)
+        group = [rule]
+        while k + len(group) < len(rules) and rules[k + len(group)]["rule"] in ROW_RULES \
+                and rules[k + len(group)]["section"] == rule["section"]:
+            group.append(rules[k + len(group)])
+        for i, row in enumerate(_rows(data, rule["section"])):
+            for each in group:
+                yield from ROW_RULES[each["rule"]](rule["section"], i, row, each)
+        k += len(group)
 
 
-def confirmed_by_rules(record: FormRecord) -> set[str]:
+def confirmed_by_rules(record: FormRecord | TemplateRecord, template: Template | None = None) -> set[str]:
     """Fields the form's arithmetic vouches for: a misread digit would break the equation.
 
     执行率 = 全年执行数 / 全年预算数 ties three readings together; the 分值 and 得分 columns
     must add up to 总分. Where an equation holds, each of its terms is confirmed even when
     the OCR engines disagreed about it.
     """
+    template = template or template_of(record)
+    data = record.model_dump()
     confirmed: set[str] = set()
-    for i, row in enumerate(record.funds):
-        if row.annual_budget and row.executed is not None and row.execution_rate is not None:
-            if abs(row.executed / row.annual_budget * 100 - row.execution_rate) <= RATE_TOLERANCE:
-                confirmed.update(f"funds[{i}].{key}" for key in ("annual_budget", "executed", "execution_rate"))
-    for key, total_path in (("weight", "total_weight"), ("score", "total_score")):
-        total = getattr(record, total_path)
-        head = getattr(record.funds[0], key) if record.funds else None
-        parts = [head] + [getattr(ind, key) for ind in record.indicators]
-        if total is None or any(p is None for p in parts):
-            continue
-        if abs(sum(parts) - total) <= SUM_TOLERANCE:
-            confirmed.add(total_path)
-            if record.funds:
-                confirmed.add(f"funds[0].{key}")
-            confirmed.update(f"indicators[{i}].{key}" for i in range(len(record.indicators)))
+    for rule in template.rules:
+        if rule["rule"] == "execution_rate":
+            keys = (rule["budget"], rule["executed"], rule["rate"])
+            for i, row in enumerate(_rows(data, rule["section"])):
+                budget, executed, rate = (row.get(key) for key in keys)
+                if budget and executed is not None and rate is not None:
+                    if abs(executed / budget * 100 - rate) <= rule["tolerance"]:
+                        confirmed.update(f"{rule['section']}[{i}].{key}" for key in keys)
+        elif rule["rule"] in ("weights_sum", "scores_sum"):
+            total = data.get(rule["total"])
+            terms = _sum_terms(data, rule)
+            if total is None or any(value is None for _, value in terms):
+                continue
+            if abs(sum(value for _, value in terms) - total) <= rule["tolerance"]:
+                confirmed.add(rule["total"])
+                confirmed.update(path for path, _ in terms if path is not None)
     return confirmed
 
 
@@ -175,7 +265,7 @@ def confirmed_by_vocabulary(page: AssembledPage, lexicon: Lexicon) -> set[str]:
 def evidence_classes(page: AssembledPage, lexicon: Lexicon | None = None) -> dict[str, str]:
     """Per field read from a cell, its evidence class (see ``pipeline.confidence``)."""
     by_rule = confirmed_by_rules(page.record)
-    by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin())
+    by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin(template_of(page.record)))
     return {
         # A number that does not parse is flagged as such whatever the engines said: it is
         # kept out of the reading classes, whose confidence matters where nothing else flags.

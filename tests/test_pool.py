@@ -24,7 +24,7 @@ class NoEngines:
 
 
 def misbehaving_pages(tmp_path):
-    def extract_document(path, reader, numbers, *, max_pixels):
+    def extract_document(path, reader, numbers, *, max_pixels, templates=None):
         if "stuck" in path:
             # A stuck render: the worker waits on a child process that never ends.
             child = subprocess.Popen(["sleep", "600"])
