@@ -63,6 +63,7 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
 
 
 NEAR_SIMILARITY = 0.75
+_PUNCTUATION = re.compile(r"[，。、；：,.;:·・]")
 # An indicator value is a word, or a number with its unit: anything after a "%" is debris
 # (a seal's fragment read as 城) or a misread.
 _MALFORMED_VALUE = re.compile(r"%.")
@@ -70,9 +71,24 @@ _MALFORMED_VALUE = re.compile(r"%.")
 
 def near_tesseract(text: CellText) -> bool:
     """Tesseract read nearly what PP-OCR read: the two differ by a few characters (Tesseract
-    alone is wrong where they differ almost every time), so the cell was cut and seen whole."""
+    alone is wrong where they differ almost every time), so the cell was cut and seen whole.
+
+    Not near: Tesseract shows characters PP-OCR has not (PP-OCR drops a phrase or a full stop
+    now and then), a difference in punctuation (PP-OCR's · for ，), or a leading >/< (the bar
+    of ≥/≤ that PP-OCR may have lost: the comparator glyph's business).
+    """
     paddle, tesseract = comparable(text.readings.get("paddle", "")), comparable(text.readings.get("tesseract", ""))
-    return bool(paddle and tesseract) and SequenceMatcher(None, paddle, tesseract).ratio() >= NEAR_SIMILARITY
+    if not paddle or not tesseract or text.text[:1] in "<>":
+        return False
+    matcher = SequenceMatcher(None, paddle, tesseract)
+    if matcher.ratio() < NEAR_SIMILARITY:
+        return False
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "insert" or (op == "replace" and i2 - i1 < j2 - j1):
+            return False
+        if op != "equal" and _PUNCTUATION.search(paddle[i1:i2] + tesseract[j1:j2]):
+            return False
+    return True
 
 
 @lru_cache(maxsize=1)

@@ -237,7 +237,9 @@ def confirmed_by_rules(record: FormRecord | TemplateRecord, template: Template |
             keys = (rule["budget"], rule["executed"], rule["rate"])
             for i, row in enumerate(_rows(data, rule["section"])):
                 budget, executed, rate = (row.get(key) for key in keys)
-                if budget and executed is not None and rate is not None:
+                # The rate is printed to 0.01 %: past 100/tolerance (~9,000) a misread in an
+                # amount's ones digit no longer moves it (922306.65 for 922366.65 holds).
+                if budget and executed is not None and rate is not None and budget * rule["tolerance"] < 100:
                     if abs(executed / budget * 100 - rate) <= rule["tolerance"]:
                         confirmed.update(f"{rule['section']}[{i}].{key}" for key in keys)
         elif rule["rule"] in ("weights_sum", "scores_sum"):

@@ -135,3 +135,13 @@ def test_a_number_that_does_not_parse_is_classed_apart_from_the_readings_it_came
     page.unparseable["funds[0].execution_rate"] = "77.3%路"
     assert evidence_classes(page)["funds[0].execution_rate"] == "unparseable"
     assert {f.reason for f in validate(page) if f.field == "funds[0].execution_rate"} == {"unparseable"}
+
+
+def test_yuan_sized_amounts_are_not_vouched_for_by_a_rate_printed_to_hundredths():
+    from pipeline.validate import confirmed_by_rules
+
+    record = seed_one()
+    assert {"funds[0].executed", "funds[0].annual_budget"} <= confirmed_by_rules(record)
+    record.funds[0].annual_budget = record.funds[0].initial_budget = 922306.65 / 0.9955
+    record.funds[0].executed = 922366.65  # the tens digit misread: the rate still holds
+    assert not {"funds[0].executed", "funds[0].annual_budget"} & confirmed_by_rules(record)
