@@ -44,7 +44,9 @@ def _classify(job: tuple[str, int]) -> tuple[dict | None, dict[str, str]]:
     extraction = extract_page_full(page, _READER)
     if extraction.result.record is None:
         return None, {}
-    classes = evidence_classes(AssembledPage(extraction.result.record, extraction.evidence))
+    page = AssembledPage(extraction.result.record, extraction.evidence)
+    page.unparseable.update((f.field, "") for f in extraction.result.flags if f.reason == "unparseable")
+    classes = evidence_classes(page)
     return extraction.result.record.model_dump(mode="json"), classes
 
 
