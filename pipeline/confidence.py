@@ -33,6 +33,7 @@ PRIOR = {
     "blank": 0.999,
     "dash": 0.999,
     "paddle_near_tesseract": 0.98,
+    "paddle_lacks_tesseract": 0.5,
     "paddle>=0.999": 0.995,
     "paddle>=0.99": 0.98,
     "paddle>=0.95": 0.9,
@@ -54,7 +55,10 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
         return "tesseract_only"
     if _MALFORMED_VALUE.search(comparable(text.text)) and path.rsplit(".", 1)[-1] in ("target", "actual"):
         return "paddle_malformed"
-    if text.confidence >= 0.95 and near_tesseract(text):
+    nearness = near_tesseract(text)
+    if nearness == "conflict":
+        return "paddle_lacks_tesseract"
+    if text.confidence >= 0.95 and nearness == "near":
         return "paddle_near_tesseract"
     for floor in (0.999, 0.99, 0.95):
         if text.confidence >= floor:
@@ -69,26 +73,29 @@ _PUNCTUATION = re.compile(r"[，。、；：,.;:·・]")
 _MALFORMED_VALUE = re.compile(r"%.")
 
 
-def near_tesseract(text: CellText) -> bool:
-    """Tesseract read nearly what PP-OCR read: the two differ by a few characters (Tesseract
-    alone is wrong where they differ almost every time), so the cell was cut and seen whole.
+def near_tesseract(text: CellText) -> str | None:
+    """How PP-OCR's reading stands against a Tesseract reading close enough to align with it.
 
-    Not near: Tesseract shows characters PP-OCR has not (PP-OCR drops a phrase or a full stop
-    now and then), a difference in punctuation (PP-OCR's · for ，), or a leading >/< (the bar
-    of ≥/≤ that PP-OCR may have lost: the comparator glyph's business).
+    "near": the two differ by a few characters (Tesseract alone is wrong where they differ
+    almost every time), so the cell was cut and seen whole. "conflict": close, but Tesseract
+    shows characters PP-OCR has not (PP-OCR drops a phrase or a full stop now and then, at a
+    high score), they differ in punctuation (PP-OCR's · for ，), or PP-OCR's reading starts
+    with >/< (the bar of ≥/≤ it may have lost, or ≥ itself). None: too far apart to tell.
     """
     paddle, tesseract = comparable(text.readings.get("paddle", "")), comparable(text.readings.get("tesseract", ""))
-    if not paddle or not tesseract or text.text[:1] in "<>":
-        return False
+    if not paddle or not tesseract:
+        return None
     matcher = SequenceMatcher(None, paddle, tesseract)
     if matcher.ratio() < NEAR_SIMILARITY:
-        return False
+        return None
+    if text.text[:1] in "<>":
+        return "conflict"
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "insert" or (op == "replace" and i2 - i1 < j2 - j1):
-            return False
+            return "conflict"
         if op != "equal" and _PUNCTUATION.search(paddle[i1:i2] + tesseract[j1:j2]):
-            return False
-    return True
+            return "conflict"
+    return "near"
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,7 @@
 """Evidence classes: which reading lands in which calibrated class."""
 
+import pytest
+
 from pipeline.confidence import evidence_class
 from pipeline.ocr import CellText
 
@@ -27,12 +29,15 @@ def test_engine_agreement_and_rules_outrank_pp_ocr_alone():
     assert evidence_class("funds[0].executed", paddle("12.5", "2.5"), {"funds[0].executed"}, set()) == "confirmed_by_rule"
 
 
-def test_pp_ocr_dropping_what_tesseract_read_is_not_near_agreement():
-    dropped = paddle("已按计划完成市场监管相关工达到预期。", "已按计划完成市场监管相关工作，各项指标基本达到预期。")
-    assert evidence_class("goal_actual", dropped, set(), set()) != "paddle_near_tesseract"
-    stop = paddle("提高资金使用效益通过项目实施", "提高资金使用效益。通过项目实施")
-    assert evidence_class("goal_expected", stop, set(), set()) != "paddle_near_tesseract"
-    dot = paddle("提升公共法律服务水平·为群众", "提升公共法律服务水平，为群众")
-    assert evidence_class("goal_expected", dot, set(), set()) != "paddle_near_tesseract"
-    lost_bar = paddle("<15元/件", "S15元/件")
-    assert evidence_class("indicators[4].target", lost_bar, set(), set()) != "paddle_near_tesseract"
+@pytest.mark.parametrize(
+    ("path", "paddle_text", "tesseract_text"),
+    [
+        ("goal_actual", "已按计划完成市场监管相关工达到预期。", "已按计划完成市场监管相关工作，各项指标基本达到预期。"),
+        ("goal_expected", "提高资金使用效益通过项目实施", "提高资金使用效益。通过项目实施"),  # a full stop dropped
+        ("goal_expected", "提升公共法律服务水平·为群众", "提升公共法律服务水平，为群众"),  # · for ，
+        ("indicators[4].target", "<15元/件", "S15元/件"),  # a bar PP-OCR may have lost
+        ("indicators[3].target", "90%", "之90%"),  # or the whole ≥
+    ],
+)
+def test_pp_ocr_lacking_what_tesseract_read_is_a_flagged_conflict_at_any_score(path, paddle_text, tesseract_text):
+    assert evidence_class(path, paddle(paddle_text, tesseract_text), set(), set()) == "paddle_lacks_tesseract"

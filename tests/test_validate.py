@@ -145,3 +145,22 @@ def test_yuan_sized_amounts_are_not_vouched_for_by_a_rate_printed_to_hundredths(
     record.funds[0].annual_budget = record.funds[0].initial_budget = 922306.65 / 0.9955
     record.funds[0].executed = 922366.65  # the tens digit misread: the rate still holds
     assert not {"funds[0].executed", "funds[0].annual_budget"} & confirmed_by_rules(record)
+
+
+def test_pp_ocr_alone_reading_a_number_not_as_the_form_prints_it_is_malformed():
+    from pipeline.assemble import FieldEvidence
+    from pipeline.grid import Box, Cell
+    from pipeline.ocr import CellText
+    from pipeline.validate import evidence_classes
+
+    record = seed_one()
+    record.funds[2].execution_rate = 1.0  # a speck in the 上年结转资金 row's 执行率, read as "1"
+    speck = CellText("1", 0.9995, "paddle", {"paddle": "1", "tesseract": "|"})
+    rate = CellText("99.55%", 0.9995, "paddle", {"paddle": "99.55%", "tesseract": "99.559"})
+    page = AssembledPage(record, {
+        "funds[2].execution_rate": FieldEvidence(Cell(5, 8, 1, 1, Box(0, 0, 10, 10)), speck),
+        "funds[1].execution_rate": FieldEvidence(Cell(4, 8, 1, 1, Box(0, 0, 10, 10)), rate),
+    })
+    classes = evidence_classes(page)
+    assert classes["funds[2].execution_rate"] == "paddle_malformed"
+    assert classes["funds[1].execution_rate"] != "paddle_malformed"
