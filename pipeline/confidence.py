@@ -67,7 +67,8 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
 
 
 NEAR_SIMILARITY = 0.75
-_PUNCTUATION = re.compile(r"[，。、；：,.;:·・]")
+_PUNCTUATION = re.compile(r"[，。、；：,;:]")  # after NFKC ，；： are ,;:
+_SPECKS = "|丨!lI'\"`-_~"  # what rule remnants and specks read as
 # An indicator value is a word, or a number with its unit: anything after a "%" is debris
 # (a seal's fragment read as 城) or a misread.
 _MALFORMED_VALUE = re.compile(r"%.")
@@ -91,10 +92,13 @@ def near_tesseract(text: CellText) -> str | None:
     if text.text[:1] in "<>":
         return "conflict"
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "insert" or (op == "replace" and i2 - i1 < j2 - j1):
+        theirs = tesseract[j1:j2]
+        if op == "insert" and theirs.strip(_SPECKS):
+            return "conflict"  # Tesseract saw something where PP-OCR saw nothing (specks aside)
+        if op == "replace" and i2 - i1 < j2 - j1:
             return "conflict"
-        if op != "equal" and _PUNCTUATION.search(paddle[i1:i2] + tesseract[j1:j2]):
-            return "conflict"
+        if op != "equal" and set(_PUNCTUATION.findall(theirs)) - set(_PUNCTUATION.findall(paddle[i1:i2])):
+            return "conflict"  # a mark Tesseract read that PP-OCR has not (。 dropped, · for ，)
     return "near"
 
 

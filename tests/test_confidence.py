@@ -41,3 +41,14 @@ def test_engine_agreement_and_rules_outrank_pp_ocr_alone():
 )
 def test_pp_ocr_lacking_what_tesseract_read_is_a_flagged_conflict_at_any_score(path, paddle_text, tesseract_text):
     assert evidence_class(path, paddle(paddle_text, tesseract_text), set(), set()) == "paddle_lacks_tesseract"
+
+
+@pytest.mark.parametrize(
+    ("path", "paddle_text", "tesseract_text"),
+    [
+        ("goal_actual", "全年未发生重大安全责任事故，服务对象满意度较上年有所提升。", "全年未发生重大安全责任事故，服务对象满意度较上年有所提天"),
+        ("indicators[4].actual", "有效节约", "|有效节约"),  # a rule remnant Tesseract read as |
+    ],
+)
+def test_tesseract_garbling_what_pp_ocr_read_or_reading_specks_is_still_near(path, paddle_text, tesseract_text):
+    assert evidence_class(path, paddle(paddle_text, tesseract_text), set(), set()) == "paddle_near_tesseract"
