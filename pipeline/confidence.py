@@ -16,6 +16,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.numbers import printed_as
 from pipeline.ocr import CellText, comparable
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -44,7 +45,11 @@ PRIOR = {
 }
 
 
-def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str]) -> str:
+def evidence_class(
+    path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str],
+    number_grammar: str | None = None,
+) -> str:
+    """``number_grammar``: how the form prints the field's number (amount, rate, score), if it is one."""
     if text.source in ("agreed", "agreed_but_trap", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash"):
         return text.source
     if path in confirmed_by_rule:
@@ -53,6 +58,8 @@ def evidence_class(path: str, text: CellText, confirmed_by_rule: set[str], confi
         return "confirmed_by_vocabulary"
     if text.source == "tesseract":
         return "tesseract_only"
+    if number_grammar and not printed_as(number_grammar, text.text):
+        return "paddle_malformed"  # PP-OCR alone, and not how the form prints such a number (a speck's "1" as 执行率)
     if _MALFORMED_VALUE.search(comparable(text.text)) and path.rsplit(".", 1)[-1] in ("target", "actual"):
         return "paddle_malformed"
     nearness = near_tesseract(text)

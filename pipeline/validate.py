@@ -16,7 +16,6 @@ from pipeline.assemble import AssembledPage
 from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
 from pipeline.errors import TemplateError
 from pipeline.lexicon import Lexicon, field_kind
-from pipeline.numbers import printed_as
 from pipeline.repair import repair_text
 from pipeline.templates import Template, get_template, template_for_form_type
 
@@ -268,21 +267,15 @@ def confirmed_by_vocabulary(page: AssembledPage, lexicon: Lexicon) -> set[str]:
 def evidence_classes(page: AssembledPage, lexicon: Lexicon | None = None) -> dict[str, str]:
     """Per field read from a cell, its evidence class (see ``pipeline.confidence``)."""
     template = template_of(page.record)
-    by_rule = confirmed_by_rules(page.record)
+    by_rule = confirmed_by_rules(page.record, template)
     by_vocabulary = confirmed_by_vocabulary(page, lexicon or Lexicon.builtin(template))
-    classes = {}
-    for path, evidence in page.evidence.items():
-        if path in page.unparseable:
-            # Flagged as such whatever the engines said: kept out of the reading classes,
-            # whose confidence matters where nothing else flags.
-            classes[path] = "unparseable"
-            continue
-        cls = evidence_class(path, evidence.text, by_rule, by_vocabulary)
-        grammar = template.number_grammar(path)
-        if cls.startswith("paddle") and grammar and not printed_as(grammar, evidence.text.text):
-            cls = "paddle_malformed"  # PP-OCR alone, and not how the form prints such a number (a speck's "1" as 执行率)
-        classes[path] = cls
-    return classes
+    return {
+        # A number that does not parse is flagged as such whatever the engines said: it is
+        # kept out of the reading classes, whose confidence matters where nothing else flags.
+        path: "unparseable" if path in page.unparseable
+        else evidence_class(path, evidence.text, by_rule, by_vocabulary, template.number_grammar(path))
+        for path, evidence in page.evidence.items()
+    }
 
 
 def confidence_flags(page: AssembledPage, classes: dict[str, str]) -> Iterator[Flag]:
