@@ -72,15 +72,16 @@ def _score(h: tuple[np.ndarray, np.ndarray], v: tuple[np.ndarray, np.ndarray], d
     return total
 
 
-def estimate_skew(image: np.ndarray, px_per_mm: float | None = None) -> float:
-    """Rotation of the page content in degrees, counter-clockwise positive (as viewed)."""
+def estimate_skew(image: np.ndarray, px_per_mm: float | None = None, max_deg: float = MAX_SKEW_DEG) -> float:
+    """Rotation of the page content in degrees, counter-clockwise positive (as viewed),
+    searched within +-``max_deg`` (scans stay within the default; a phone photo may not)."""
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
     h, v = _stroke_points(_dark_mask(gray, ppm), ppm)
     if len(h[0]) + len(v[0]) < 50:
         return 0.0
     best = 0.0
-    for step, half in ((0.2, MAX_SKEW_DEG), (0.04, 0.24), (0.01, 0.05)):
+    for step, half in ((0.2, max_deg), (0.04, 0.24), (0.01, 0.05)):
         angles = np.arange(best - half, best + half + step / 2, step)
         scores = [_score(h, v, a) for a in angles]
         i = int(np.argmax(scores))
@@ -94,10 +95,16 @@ def estimate_skew(image: np.ndarray, px_per_mm: float | None = None) -> float:
     return best
 
 
-def rotate(image: np.ndarray, angle_deg: float) -> np.ndarray:
-    """Rotate about the page centre, counter-clockwise positive, same size, white fill."""
+def rotate(image: np.ndarray, angle_deg: float, fill_edges: bool = False) -> np.ndarray:
+    """Rotate about the page centre, counter-clockwise positive, same size, white fill.
+
+    ``fill_edges`` repeats the edge pixels instead: on a photo, whose background is not
+    paper-white, a white corner would leave a straight dark-to-white edge that reads as a rule.
+    """
     h, w = image.shape[:2]
     mat = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle_deg, 1.0)
+    if fill_edges:
+        return cv2.warpAffine(image, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fill = (255, 255, 255) if image.ndim == 3 else 255
     return cv2.warpAffine(image, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
 

@@ -723,7 +723,7 @@ def _has_merged_block(grid: Grid) -> bool:
     return any(c.row_span >= 2 and c.col_span >= 2 and c.col > 0 for c in grid.cells)
 
 
-def detect_tables(image: np.ndarray, px_per_mm: float | None = None) -> list[Grid]:
+def detect_tables(image: np.ndarray, px_per_mm: float | None = None, *, rules_bend: bool = False) -> list[Grid]:
     """Every ruled table on a deskewed page, in reading order (top to bottom, then left to right).
 
     Any ruled table, not only the 绩效 form ``detect_grid`` is tuned for: each connected set
@@ -733,18 +733,23 @@ def detect_tables(image: np.ndarray, px_per_mm: float | None = None) -> list[Gri
     on a rule's line, in a cramped cell, stop short of them); fine rules no cell ends at are
     dropped. The sensitive pass for faded hairline rules runs only when the normal one finds
     no table.
+
+    ``rules_bend``: the page is a photo of a creased sheet, whose rules bend a few pixels off
+    any straight line; the ink-runs-into-its-crossings test, which needs a rule's line to a
+    pixel, would refuse every edge, and is left out.
     """
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
     margin = int(math.ceil(PAGE_MARGIN_MM * ppm))
     paper = int(np.median(gray[::4, ::4]))
     padded = cv2.copyMakeBorder(gray, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=paper)
-    grids = _detect_grids(padded, ppm, faint=False) or _detect_grids(padded, ppm, faint=True)
+    glyph_check = not rules_bend
+    grids = _detect_grids(padded, ppm, False, glyph_check) or _detect_grids(padded, ppm, True, glyph_check)
     shifted = [_shifted(g, -margin, gray.shape) for g in grids]
     return sorted(shifted, key=lambda g: (g.bbox.y0, g.bbox.x0))
 
 
-def _detect_grids(gray: np.ndarray, ppm: float, faint: bool) -> list[Grid]:
+def _detect_grids(gray: np.ndarray, ppm: float, faint: bool, glyph_check: bool) -> list[Grid]:
     page = _page_rules(gray, ppm, faint)
     # The outer rules of two tables one above the other are collinear and cluster into one
     # rule, which would join the tables: each table gets its own stretch of such a rule.
@@ -757,7 +762,7 @@ def _detect_grids(gray: np.ndarray, ppm: float, faint: bool) -> list[Grid]:
         if any(_inside(region, g.bbox) >= 0.5 for g in grids):
             continue
         try:
-            grid = _grid_in_region(gray, ppm, rules, region, glyph_check=True)
+            grid = _grid_in_region(gray, ppm, rules, region, glyph_check)
         except NoTableError:
             continue
         if len(grid.cells) >= 2:

@@ -27,6 +27,7 @@ from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.errors import BlankPageError, FormscanError, InternalError, NoTableError
 from pipeline.grid import Box, Cell, Grid, detect_tables, estimate_px_per_mm, to_gray
 from pipeline.ocr import CellReader
+from pipeline.photo import straighten_photo
 from pipeline.read import MAX_PIXELS, Page, read_pages
 from pipeline.seal import erase_seals
 
@@ -81,13 +82,22 @@ class FoundTables:
 
 
 def find_tables(page: Page) -> FoundTables:
-    """Turn the page upright, deskew it and find every ruled table on it."""
+    """Turn the page upright, deskew it and find every ruled table on it.
+
+    A page on which no table is found that way is tried once more as a phone photo (wider
+    skew, perspective, uneven light: ``pipeline.photo``); scans never take that path.
+    """
     if is_blank(page.image):
         raise BlankPageError("the page is blank")
     ppm = page_px_per_mm(page.image)
     turns = detect_orientation(page.image, ppm)
-    image, angle = deskew(rotate_upright(page.image, turns), ppm)
+    upright = rotate_upright(page.image, turns)
+    image, angle = deskew(upright, ppm)
     grids = detect_tables(image, ppm)
+    if not grids:
+        photo = straighten_photo(upright, ppm)
+        image, angle = photo.image, photo.angle
+        grids = detect_tables(image, ppm, rules_bend=True)
     if not grids:
         raise NoTableError("no ruled table found")
     return FoundTables(image, grids, ppm, turns, angle)

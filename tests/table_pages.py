@@ -88,3 +88,25 @@ def table_page(dpi: int = 200, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     image = cv2.GaussianBlur(image, (3, 3), 0.6) + rng.normal(0, 5.0, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def photo_of_page(page: np.ndarray, dpi: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``page`` photographed as a phone would: the sheet on a dark desk, seen from below
+    (a keystone: the far edge narrower), turned 9 degrees, lit unevenly, its print faded
+    to a third of its contrast. Returns (photo, homography from page to photo pixels)."""
+    rng = np.random.default_rng(seed)
+    h, w = page.shape
+    faded = 255.0 - (255.0 - page.astype(np.float32)) * 0.3
+    margin = 0.08 * w
+    out_w, out_h = int(w + 2 * margin), int(h + 2 * margin)
+    shrink = 0.05 * w  # the far (top) edge is this much narrower each side
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[margin + shrink, margin], [margin + w - shrink, margin], [margin + w, margin + h], [margin, margin + h]])
+    keystone = cv2.getPerspectiveTransform(src, dst)
+    turn = np.vstack([cv2.getRotationMatrix2D((out_w / 2, out_h / 2), 9.0, 1.0), [0, 0, 1]])
+    homography = turn @ keystone
+    photo = cv2.warpPerspective(faded, homography, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=70.0)  # the desk
+    light = np.linspace(1.0, 0.7, out_w, dtype=np.float32)[None, :] * np.linspace(1.0, 0.85, out_h, dtype=np.float32)[:, None]
+    photo = photo * light + rng.normal(0, 3.0, photo.shape)
+    return np.clip(photo, 0, 255).astype(np.uint8), homography
