@@ -118,6 +118,11 @@ def _rows_sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
 
 def _execution_rate(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
     budget, executed, rate = row.get(rule["budget"]), row.get(rule["executed"]), row.get(rule["rate"])
+    if rate is not None and budget is None and executed is None:
+        # A rate no amount of its row gives: in the blank rows under 年度资金总额, a rule's
+        # remnant or a speck read "1" by both engines alike.
+        yield Flag(field=f"{section}[{i}].{rule['rate']}", reason=rule_reason("execution_rate"),
+                   message=f"执行率 {_fmt(rate)}% in a row with no 全年预算数 or 全年执行数")
     if budget and executed is not None and rate is not None:
         expected = executed / budget * 100
         if abs(expected - rate) > rule["tolerance"]:

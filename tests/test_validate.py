@@ -57,6 +57,18 @@ def test_misread_execution_rate_is_flagged_with_the_computed_proposal():
     assert flags[0].proposal == "99.55"
 
 
+def test_a_rate_in_a_row_without_amounts_is_flagged():
+    # hard-012: the blank 其他资金 row's 执行率 cell, a rule's remnant read "1" by both engines.
+    record = seed_one()
+    record.funds[3].execution_rate = 1.0
+    flags = [f for f in rule_flags(record) if f.reason == "rule:execution_rate"]
+    assert [f.field for f in flags] == ["funds[3].execution_rate"]
+    assert "no 全年预算数 or 全年执行数" in flags[0].message
+    # One amount present is not this case: the 执行率 equation judges that row.
+    record.funds[3].executed = 1.0
+    assert ("funds[3].execution_rate", "rule:execution_rate") not in reasons(record)
+
+
 def test_score_above_weight_is_flagged():
     record = seed_one()
     record.indicators[1].score = 16
