@@ -26,6 +26,7 @@ def comparator_has_bar(cell: CellImage) -> bool | None:
     glyph = _first_glyph(cell.image, cell.line_spans[0])
     if glyph is None:
         return None
+    glyph = _chevron_alone(glyph)
     h, w = glyph.shape
     if h < 6 or not 0.3 * h <= w <= 1.3 * h:
         return None  # a rule remnant, a speck, or the chevron run into the next character
@@ -39,9 +40,35 @@ def comparator_has_bar(cell: CellImage) -> bool | None:
     # Thicker along most of its length, not only where anti-aliasing swells one column.
     if ratios[len(ratios) // 4] >= MERGED_BAR_RATIO:
         return True
-    if float(np.median(ratios)) <= EQUAL_ARMS_RATIO:
+    # Equal arms all along: a lower stroke much thinner than the upper is a bar under the
+    # merged point of < (≤ at 150 dpi, its lower arm run into the bar).
+    if float(np.median(ratios)) <= EQUAL_ARMS_RATIO and ratios[len(ratios) // 4] >= 1 / MERGED_BAR_RATIO:
         return False
     return None
+
+
+def _chevron_alone(glyph: np.ndarray) -> np.ndarray:
+    """The chevron cut from the character it has run into (a 150 dpi ">9" is one blob).
+
+    The point of > is where the blob is thinnest: the column with least ink between half and
+    one and a half glyph heights from the left, if the ink there is a single thin run at mid
+    height (two glyphs touching at the point, not one glyph's body). A thin run low down is
+    a bar run into the next character (≤2): cut there, the arms left would pass for >.
+    """
+    h, w = glyph.shape
+    if w <= 1.3 * h:
+        return glyph
+    lo, hi = int(0.5 * h), min(w - 1, int(1.5 * h))
+    if hi <= lo:
+        return glyph
+    ink = glyph[:, lo:hi].sum(axis=0)
+    cut = lo + int(np.argmin(ink))
+    if len(_runs(glyph[:, cut])) > 1 or ink.min() > max(2, h // 4):
+        return glyph
+    if not h / 3 <= float(np.flatnonzero(glyph[:, cut]).mean()) <= 2 * h / 3:
+        return glyph
+    rows = np.flatnonzero(glyph[:, :cut].any(axis=1))
+    return glyph[rows[0] : rows[-1] + 1, :cut] if rows.size else glyph
 
 
 def _first_glyph(image: np.ndarray, span: tuple[int, int]) -> np.ndarray | None:

@@ -62,7 +62,7 @@ def evidence_class(
         return "paddle_malformed"  # PP-OCR alone, and not how the form prints such a number (a speck's "1" as 执行率)
     if _MALFORMED_VALUE.search(comparable(text.text)) and path.rsplit(".", 1)[-1] in ("target", "actual"):
         return "paddle_malformed"
-    nearness = near_tesseract(text)
+    nearness = near_tesseract(text, number=bool(number_grammar))
     if nearness == "conflict":
         return "paddle_lacks_tesseract"
     if text.confidence >= 0.95 and nearness == "near":
@@ -81,7 +81,7 @@ _SPECKS = "|丨!lI'\"`-_~"  # what rule remnants and specks read as
 _MALFORMED_VALUE = re.compile(r"%.")
 
 
-def near_tesseract(text: CellText) -> str | None:
+def near_tesseract(text: CellText, number: bool = False) -> str | None:
     """How PP-OCR's reading stands against a Tesseract reading close enough to align with it.
 
     "near": the two differ by a few characters (Tesseract alone is wrong where they differ
@@ -89,6 +89,8 @@ def near_tesseract(text: CellText) -> str | None:
     shows characters PP-OCR has not (PP-OCR drops a phrase or a full stop now and then, at a
     high score), they differ in punctuation (PP-OCR's · for ，), or PP-OCR's reading starts
     with >/< (the bar of ≥/≤ it may have lost, or ≥ itself). None: too far apart to tell.
+    ``number``: the field is a number PP-OCR read as the form prints it, where a mark
+    Tesseract has in PP-OCR's decimal point's place (95;35) is that point misread.
     """
     paddle, tesseract = comparable(text.readings.get("paddle", "")), comparable(text.readings.get("tesseract", ""))
     if not paddle or not tesseract:
@@ -104,6 +106,8 @@ def near_tesseract(text: CellText) -> str | None:
             return "conflict"  # Tesseract saw something where PP-OCR saw nothing (specks aside)
         if op == "replace" and i2 - i1 < j2 - j1:
             return "conflict"
+        if number and op == "replace" and paddle[i1:i2] == ".":
+            continue
         if op != "equal" and set(_PUNCTUATION.findall(theirs)) - set(_PUNCTUATION.findall(paddle[i1:i2])):
             return "conflict"  # a mark Tesseract read that PP-OCR has not (。 dropped, · for ，)
     return "near"

@@ -291,13 +291,13 @@ _COMPARATOR = re.compile(r"^[≥≤><]+(?=\d|预算)")
 _TESSERACT_COMPARATOR = re.compile(r"^[≥≤><=之二过全SKZEP&有《〈字扯和]+(?=\d|预算)")
 _TESSERACT_SPACED_TWO = re.compile(r"^\s*2\s+(?=\d)")
 _TESSERACT_GLUED_TWO = re.compile(r"^2(?=\d)")
-# "%" garbled: (pattern, replacement) pairs, each tried alone. Besides 5%/9%/久/名/包/狼 for
+# "%" garbled: (pattern, replacement) pairs, each tried alone. Besides 3%/5%/9%/久/名/包/狼 for
 # "%", a stray character or two after it (95%4; 949%p as 94%), or one other character in
 # its place (90为, 85思). Only ever compared with PP-OCR reading a "%" there.
 _TESSERACT_PERCENT = (
-    (re.compile(r"(\d)(?:[59]%|[久名包狼5])$"), r"\1%"),
+    (re.compile(r"(\d)(?:[359]%|[久名包狼5])$"), r"\1%"),
     (re.compile(r"(\d%).{1,2}$"), r"\1"),
-    (re.compile(r"(\d)[59]%.{1,2}$"), r"\1%"),
+    (re.compile(r"(\d)[359]%.{1,2}$"), r"\1%"),
     (re.compile(r"(\d)[^\d%.]$"), r"\1%"),
 )
 _TESSERACT_BRACKETS = str.maketrans({"〈": "(", "〉": ")"})

@@ -97,3 +97,47 @@ def test_at_high_resolution_the_glyph_confirms_pp_ocr_and_lets_tesseract_vouch_f
     # A reading the glyph contradicts is left as it was: at this resolution the glyph never corrects.
     lost_bar = CellText(">" + printed[1:], 0.97, "paddle", {})
     assert settle_comparator(cell, lost_bar, "之 " + printed[1:]) is lost_bar
+
+
+def test_a_chevron_run_into_the_next_digit_is_cut_at_its_point_and_decided(cells):
+    # At 170 dpi the ">" of random-02's ">90%" cells touches the 9: one blob wider than a
+    # glyph, undecided before; cut at the point of the chevron, it has two equal arms.
+    from pipeline.comparator import _chevron_alone, _first_glyph
+
+    merged = [(doc, cell, printed) for doc, cell, printed in cells
+              if (g := _first_glyph(cell.image, cell.line_spans[0])) is not None and g.shape[1] > 1.3 * g.shape[0]]
+    assert merged, "the fixtures hold chevrons run into the next character"
+    for doc, cell, printed in merged:
+        glyph = _first_glyph(cell.image, cell.line_spans[0])
+        assert _chevron_alone(glyph).shape[1] < 0.8 * glyph.shape[1]
+        assert comparator_has_bar(cell) == (printed[0] in "≥≤"), (doc, printed)
+
+
+# "≤2" at 150 dpi (WenQuanYi Micro Hei, hard development set): the bar of ≤ runs into the
+# 2's foot, so the blob is thinnest low down, on the bar. Cut there, the arms would pass for <.
+LE_RUN_INTO_TWO = """
+00000000000000111111000
+00000000000001111111100
+00000000000011111111110
+00000000000001110011110
+00000001111000000000111
+00000111111000000000111
+00011111100000000000111
+01111110000000000001111
+11111100000000000011110
+11111100000000000011110
+01111110000000000111100
+00111111110000001111000
+00000111110000111100000
+00000011111001111000000
+01111111111011111111100
+11111111111111111111111
+01111111111011111111110
+"""
+
+
+def test_a_bar_run_into_the_next_character_is_not_cut_into_a_bare_chevron():
+    from pipeline.comparator import _chevron_alone
+
+    glyph = np.array([[int(ch) for ch in row] for row in LE_RUN_INTO_TWO.split()], dtype=np.uint8)
+    assert _chevron_alone(glyph).shape == glyph.shape

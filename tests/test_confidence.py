@@ -52,3 +52,15 @@ def test_pp_ocr_lacking_what_tesseract_read_is_a_flagged_conflict_at_any_score(p
 )
 def test_tesseract_garbling_what_pp_ocr_read_or_reading_specks_is_still_near(path, paddle_text, tesseract_text):
     assert evidence_class(path, paddle(paddle_text, tesseract_text), set(), set()) == "paddle_near_tesseract"
+
+
+def test_a_mark_in_place_of_a_numbers_decimal_point_is_tesseracts_misreading():
+    # deve-006: 95.35 as PP-OCR read it and the form prints it; Tesseract's 95;35.
+    assert evidence_class("funds[2].initial_budget", paddle("95.35", "95;35"), set(), set(), "amount") \
+        == "paddle_near_tesseract"
+    # In text a mark PP-OCR lacks stays a conflict (a dropped ，), and so does a point PP-OCR
+    # lacks in a number (Tesseract's 95.35 against PP-OCR's 9535 is a dropped point).
+    assert evidence_class("goal_actual", paddle("资金按进度拨付.运行平稳", "资金按进度拨付，运行平稳"), set(), set()) \
+        == "paddle_lacks_tesseract"
+    assert evidence_class("funds[2].initial_budget", paddle("9535", "95.35"), set(), set(), "amount") \
+        == "paddle_lacks_tesseract"

@@ -41,6 +41,8 @@ def test_agreement_certifies_after_repair():
         ("95%", "95%4"),  # stray characters after %
         ("94%", "949%p"),
         ("≥90%", "之 90为"),  # another character for %
+        ("95%", "953%"),  # % as 3% (deve-031, hard-003)
+        ("66.11%", "66.113%"),  # and in a rate (hard-024)
     ],
 )
 def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesseract):
