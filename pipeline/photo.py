@@ -3,7 +3,9 @@
 Tried only where the scan path finds no table (``pipeline.tables``), since each step undoes
 an assumption that scans keep and photos break:
 
-1. skew: searched over +-20 deg instead of a scan's +-4, the same projection search;
+1. skew: up to 45 deg, from the long straight lines themselves (a scan's projection search
+   looks for short straight strokes, which a rule turned by more than a few degrees no
+   longer has);
 2. perspective: the table's outline is mapped to a rectangle. A camera held at an angle
    turns the table into a trapezoid whose side rules lean several degrees against each
    other, which no single rotation straightens. The outline is the largest quadrilateral
@@ -22,9 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.deskew import estimate_skew, rotate
+from pipeline.deskew import rotate
 
-PHOTO_MAX_SKEW_DEG = 20.0
 MIN_SIDE_MM = 30.0  # the shortest outline side looked for (a table smaller than 3 cm is no form)
 MAX_GAP_MM = 2.0  # a side's line may break this long (creases, faint print)
 MERGE_MM = 1.5  # pieces of one line lie this close to each other
@@ -46,7 +47,7 @@ class StraightenedPhoto:
 
 def straighten_photo(image: np.ndarray, px_per_mm: float) -> StraightenedPhoto:
     """A photographed page (upright to a quarter turn) made to look like a flat scan."""
-    angle = -estimate_skew(image, px_per_mm, max_deg=PHOTO_MAX_SKEW_DEG)
+    angle = line_skew(image, px_per_mm)
     straight = rotate(image, angle, fill_edges=True) if abs(angle) >= 0.005 else image
     corners = find_outline(straight, px_per_mm)
     if corners is None:
@@ -55,18 +56,39 @@ def straighten_photo(image: np.ndarray, px_per_mm: float) -> StraightenedPhoto:
     return StraightenedPhoto(even_lighting(straight, px_per_mm, _rectangle(corners)), angle, corners)
 
 
+def line_skew(image: np.ndarray, px_per_mm: float) -> float:
+    """The rotation (degrees, counter-clockwise) that makes the page's long lines upright:
+    their length-weighted median angle, each taken to the nearest quarter turn."""
+    gray = image.min(axis=2) if image.ndim == 3 else image
+    segments = _long_lines(gray, _line_mask(gray, px_per_mm), px_per_mm)
+    if not segments:
+        return 0.0
+    dx, dy = np.array([s[2] - s[0] for s in segments]), np.array([s[3] - s[1] for s in segments])
+    angles = (np.degrees(np.arctan2(dy, dx)) + 45.0) % 90.0 - 45.0  # y down: a line falling to the right is > 0
+    order = np.argsort(angles)
+    weights = np.hypot(dx, dy)[order]
+    median = angles[order][int(np.searchsorted(np.cumsum(weights), weights.sum() / 2))]
+    return float(median)
+
+
+def _long_lines(gray: np.ndarray, lines: np.ndarray, ppm: float) -> list[np.ndarray]:
+    """Straight segments >= ``MIN_SIDE_MM`` (Hough), those hugging the image border left out."""
+    found = cv2.HoughLinesP(lines, 1, np.pi / 720, threshold=int(20 * ppm),
+                            minLineLength=int(MIN_SIDE_MM * ppm), maxLineGap=int(MAX_GAP_MM * ppm))
+    if found is None:
+        return []
+    h, w = gray.shape
+    edge = 0.015 * max(h, w)
+    return [s for s in found.reshape(-1, 4).astype(np.float64) if not _along_image_edge(s, w, h, edge)]
+
+
 def find_outline(image: np.ndarray, px_per_mm: float) -> np.ndarray | None:
     """Corners (TL, TR, BR, BL, float32 x/y) of the largest quadrilateral of rules, or None."""
     gray = image.min(axis=2) if image.ndim == 3 else image
     lines = _line_mask(gray, px_per_mm)
     near = cv2.dilate(lines, np.ones((3, 3), np.uint8))  # a side may run a pixel off its line
-    found = cv2.HoughLinesP(lines, 1, np.pi / 720, threshold=int(20 * px_per_mm),
-                            minLineLength=int(MIN_SIDE_MM * px_per_mm), maxLineGap=int(MAX_GAP_MM * px_per_mm))
-    if found is None:
-        return None
+    segments = _long_lines(gray, lines, px_per_mm)
     h, w = gray.shape
-    edge = 0.015 * max(h, w)
-    segments = [s for s in found.reshape(-1, 4).astype(np.float64) if not _along_image_edge(s, w, h, edge)]
     horizontal = _merge_lines([s for s in segments if abs(s[2] - s[0]) >= abs(s[3] - s[1])], True, px_per_mm)
     vertical = _merge_lines([s for s in segments if abs(s[2] - s[0]) < abs(s[3] - s[1])], False, px_per_mm)
     quads = []
