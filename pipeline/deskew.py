@@ -72,16 +72,15 @@ def _score(h: tuple[np.ndarray, np.ndarray], v: tuple[np.ndarray, np.ndarray], d
     return total
 
 
-def estimate_skew(image: np.ndarray, px_per_mm: float | None = None, max_deg: float = MAX_SKEW_DEG) -> float:
-    """Rotation of the page content in degrees, counter-clockwise positive (as viewed),
-    searched within +-``max_deg`` (scans stay within the default; a phone photo may not)."""
+def estimate_skew(image: np.ndarray, px_per_mm: float | None = None) -> float:
+    """Rotation of the page content in degrees, counter-clockwise positive (as viewed)."""
     gray = to_gray(image)
     ppm = float(px_per_mm) if px_per_mm else estimate_px_per_mm(gray.shape)
     h, v = _stroke_points(_dark_mask(gray, ppm), ppm)
     if len(h[0]) + len(v[0]) < 50:
         return 0.0
     best = 0.0
-    for step, half in ((0.2, max_deg), (0.04, 0.24), (0.01, 0.05)):
+    for step, half in ((0.2, MAX_SKEW_DEG), (0.04, 0.24), (0.01, 0.05)):
         angles = np.arange(best - half, best + half + step / 2, step)
         scores = [_score(h, v, a) for a in angles]
         i = int(np.argmax(scores))
