@@ -17,6 +17,7 @@ from pipeline.cell_image import CellImage
 THREE_STROKE_COLUMNS = 2  # columns crossing three strokes: one alone may be a speck
 MERGED_BAR_RATIO = 1.3  # lower stroke / upper stroke thickness when the bar has merged
 EQUAL_ARMS_RATIO = 1.15
+THIN_BAR_RATIO = 0.65  # lower stroke / upper: a bar under the merged point of < (3 px under 6-8)
 
 
 def comparator_has_bar(cell: CellImage) -> bool | None:
@@ -40,9 +41,9 @@ def comparator_has_bar(cell: CellImage) -> bool | None:
     # Thicker along most of its length, not only where anti-aliasing swells one column.
     if ratios[len(ratios) // 4] >= MERGED_BAR_RATIO:
         return True
-    # Equal arms all along: a lower stroke much thinner than the upper is a bar under the
+    # Equal arms, and no lower stroke far thinner than the upper: that is a bar under the
     # merged point of < (≤ at 150 dpi, its lower arm run into the bar).
-    if float(np.median(ratios)) <= EQUAL_ARMS_RATIO and ratios[len(ratios) // 4] >= 1 / MERGED_BAR_RATIO:
+    if float(np.median(ratios)) <= EQUAL_ARMS_RATIO and ratios[len(ratios) // 4] >= THIN_BAR_RATIO:
         return False
     return None
 

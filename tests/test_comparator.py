@@ -141,3 +141,33 @@ def test_a_bar_run_into_the_next_character_is_not_cut_into_a_bare_chevron():
 
     glyph = np.array([[int(ch) for ch in row] for row in LE_RUN_INTO_TWO.split()], dtype=np.uint8)
     assert _chevron_alone(glyph).shape == glyph.shape
+
+
+# "≤15元/件" at 150 dpi (WenQuanYi Micro Hei, calibration set): the lower arm has run into
+# the bar, so down the glyph's middle the upper stroke (the merged point) is twice the bar's
+# thickness on the left and half the lower stroke's on the right. Read as two "arms", the
+# median ratio said equal arms: a bare <, a wrong verdict the glyph would have certified.
+LE_THIN_BAR = """
+00000001111
+00000111111
+00011111110
+01111110000
+11111100000
+11111100000
+01111110000
+00011111100
+00000111110
+00000011111
+01111111111
+11111111111
+01111111111
+"""
+
+
+def test_a_thin_bar_under_a_merged_point_is_not_a_bare_chevron():
+    from pipeline.cell_image import CellImage
+
+    glyph = np.array([[int(ch) for ch in row] for row in LE_THIN_BAR.split()], dtype=np.uint8)
+    image = np.pad(255 - 255 * glyph, 3, constant_values=255).astype(np.uint8)
+    cell = CellImage("text", image, ((0, image.shape[0]),), 150)
+    assert comparator_has_bar(cell) is not False
