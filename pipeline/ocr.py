@@ -352,7 +352,7 @@ def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> C
         # never corrects, and Tesseract vouches for the rest through its misreadings.
         if text.source == "paddle" and comparator_has_bar(cell) == (comparator in "≥≤"):
             rest = comparable(text.text[1:])
-            if rest and rest in _tesseract_readings(tesseract, after_ge=True):
+            if _vouches_for_rest(tesseract, rest):
                 return replace(text, source="comparator_glyph")
         return text
     bar = comparator_has_bar(cell)
@@ -360,9 +360,23 @@ def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> C
         return replace(text, source="agreed_lowres_cmp") if text.source == "agreed" and comparator in "><" else text
     settled = (_WITH_BAR if bar else _WITHOUT_BAR)[comparator] + text.text[1:]
     rest = comparable(text.text[1:])
-    if text.source in ("agreed", "agreed_but_trap") or (rest and rest in _tesseract_readings(tesseract, after_ge=True)):
+    if text.source in ("agreed", "agreed_but_trap") or _vouches_for_rest(tesseract, rest):
         return replace(text, text=settled, source="comparator_glyph")
     return replace(text, text=settled)
+
+
+# Where the glyph has decided the comparator, whatever Tesseract made of it (委, 乏, 人, 才, <s:
+# one or two characters that are not digits) is only its reading of that glyph.
+_TESSERACT_ANY_COMPARATOR = re.compile(r"^[^\d\s.]{1,2}(?=\d|预算)")
+
+
+def _vouches_for_rest(tesseract: str, rest: str) -> bool:
+    """Tesseract's reading is PP-OCR's after the comparator: through its known misreadings,
+    or with any one or two characters in the comparator's place."""
+    if not rest:
+        return False
+    readings = _tesseract_readings(tesseract, after_ge=True)
+    return rest in readings or any(_TESSERACT_ANY_COMPARATOR.sub("", r) == rest for r in readings | {comparable(tesseract)})
 
 
 def _only_dashes(text: str) -> bool:

@@ -88,6 +88,19 @@ def test_tesseract_reading_the_chevron_as_a_letter_still_vouches_for_the_rest(ce
     assert (other.text, other.source) == (printed, "paddle")
 
 
+@pytest.mark.parametrize("misread", ["委", "乏", "人", "才", "<s"])
+def test_any_one_or_two_characters_in_the_comparators_place_still_vouch_for_the_rest(cells, misread):
+    # Seen on the development and hard sets: ≤5天 read 委5天 / 乏5天, ≥6场 人6场, ≤预算 才预算,
+    # ≤15元/件 <s15元/件. The glyph decides the comparator; Tesseract only vouches for the rest.
+    doc, cell, printed = next((d, c, p) for d, c, p in cells if p[0] == "≤" and comparator_has_bar(c))
+    reading = CellText(printed, 0.97, "paddle", {"paddle": printed, "tesseract": misread + printed[1:]})
+    settled = settle_comparator(cell, reading, misread + printed[1:])
+    assert (settled.text, settled.source) == (printed, "comparator_glyph")
+    # Three characters there, or a digit, are more than a misread comparator.
+    for tesseract in ("约定" + misread + printed[1:], "1" + printed[1:]):
+        assert settle_comparator(cell, reading, tesseract).source == "paddle"
+
+
 def test_at_high_resolution_the_glyph_confirms_pp_ocr_and_lets_tesseract_vouch_for_the_rest():
     doc, cell, printed = next((d, c, p) for d, c, p in comparator_cells(low_dpi=False)
                               if p[0] == "≥" and comparator_has_bar(c))
