@@ -13,7 +13,10 @@ an assumption that scans keep and photos break:
    paper either side, while the edge of the sheet or of a photo's background is a step
    from one brightness to another;
 3. lighting: each channel divided by its background (a closing wipes out the thin ink), so
-   faint rules in a shadow or a crease keep the contrast they have in the light.
+   faint rules in a shadow or a crease keep the contrast they have in the light, then the
+   ink stretched until the outline's own rules are as dark as a scan's.
+
+The rules of a creased sheet still bend a little: ``detect_tables(..., rules_bend=True)``.
 """
 
 from __future__ import annotations
