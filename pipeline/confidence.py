@@ -75,7 +75,7 @@ def evidence_class(
 
 NEAR_SIMILARITY = 0.75
 _PUNCTUATION = re.compile(r"[，。、；：,;:]")  # after NFKC ，；： are ,;:
-_SPECKS = "|丨!lI'\"`-_~"  # what rule remnants and specks read as
+_SPECKS = "|丨!lI'\"`-_~[]"  # what rule remnants and specks read as; [ ] beside 【 】 is its edge read twice
 # An indicator value is a word, or a number with its unit: anything after a "%" is debris
 # (a seal's fragment read as 城) or a misread.
 _MALFORMED_VALUE = re.compile(r"%.")

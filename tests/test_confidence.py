@@ -48,6 +48,8 @@ def test_pp_ocr_lacking_what_tesseract_read_is_a_flagged_conflict_at_any_score(p
     [
         ("goal_actual", "全年未发生重大安全责任事故，服务对象满意度较上年有所提升。", "全年未发生重大安全责任事故，服务对象满意度较上年有所提天"),
         ("indicators[4].actual", "有效节约", "|有效节约"),  # a rule remnant Tesseract read as |
+        # deve-059: 【 】's edge read again as ] (and the brackets set apart)
+        ("project_name", "家庭医生签约服务经费（区府办【2024】3号）", "家庭医生签约服务经费 ( 区府办【2024]】3号 )"),
     ],
 )
 def test_tesseract_garbling_what_pp_ocr_read_or_reading_specks_is_still_near(path, paddle_text, tesseract_text):
