@@ -376,7 +376,7 @@ def _vouches_for_rest(tesseract: str, rest: str) -> bool:
     if not rest:
         return False
     readings = _tesseract_readings(tesseract, after_ge=True)
-    return rest in readings or any(_TESSERACT_ANY_COMPARATOR.sub("", r) == rest for r in readings | {comparable(tesseract)})
+    return rest in readings or any(_TESSERACT_ANY_COMPARATOR.sub("", r) == rest for r in readings)
 
 
 def _only_dashes(text: str) -> bool:

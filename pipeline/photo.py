@@ -122,9 +122,7 @@ def find_outline(image: np.ndarray, px_per_mm: float) -> np.ndarray | None:
 def correct_perspective(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
     """The page warped so that ``corners`` (TL, TR, BR, BL) become an upright rectangle of
     about the same place and size; the rest of the page follows. Same image size."""
-    tl, tr, br, bl = corners
-    x0, x1 = (tl[0] + bl[0]) / 2, (tr[0] + br[0]) / 2
-    y0, y1 = (tl[1] + tr[1]) / 2, (bl[1] + br[1]) / 2
+    x0, y0, x1, y1 = _target(corners)
     target = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
     if float(np.abs(target - corners).max()) < 0.5:
         return image
@@ -157,11 +155,17 @@ def even_lighting(image: np.ndarray, px_per_mm: float, outline: tuple[int, int, 
     return cv2.merge(out) if image.ndim == 3 else out[0]
 
 
-def _rectangle(corners: np.ndarray) -> tuple[int, int, int, int]:
-    """Where ``correct_perspective`` puts the outline: (x0, y0, x1, y1)."""
+def _target(corners: np.ndarray) -> tuple[float, float, float, float]:
+    """Where ``correct_perspective`` puts the outline (TL, TR, BR, BL): (x0, y0, x1, y1),
+    each side at the mean of the two corners it joins."""
     tl, tr, br, bl = corners
-    return (int(round((tl[0] + bl[0]) / 2)), int(round((tl[1] + tr[1]) / 2)),
-            int(round((tr[0] + br[0]) / 2)), int(round((bl[1] + br[1]) / 2)))
+    return (tl[0] + bl[0]) / 2, (tl[1] + tr[1]) / 2, (tr[0] + br[0]) / 2, (bl[1] + br[1]) / 2
+
+
+def _rectangle(corners: np.ndarray) -> tuple[int, int, int, int]:
+    """``_target`` in whole pixels."""
+    x0, y0, x1, y1 = (int(round(v)) for v in _target(corners))
+    return x0, y0, x1, y1
 
 
 def _rule_level(flat: np.ndarray, outline: tuple[int, int, int, int], ppm: float) -> float:
@@ -246,17 +250,18 @@ def _points(p: np.ndarray, q: np.ndarray, offset: float = 0.0) -> tuple[np.ndarr
     return np.rint(xy[:, 0]).astype(np.int64), np.rint(xy[:, 1]).astype(np.int64)
 
 
+def _along(image: np.ndarray, p: np.ndarray, q: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """The pixels along p -> q (shifted ``offset`` along its normal), clipped to the image."""
+    xs, ys = _points(p, q, offset)
+    h, w = image.shape
+    return image[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)]
+
+
 def _cover(mask: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
-    xs, ys = _points(p, q)
-    h, w = mask.shape
-    return float(mask[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)].mean())
+    return float(_along(mask, p, q).mean())
 
 
 def _paper_step(gray: np.ndarray, p: np.ndarray, q: np.ndarray, probe: float) -> float:
     """Median brightness difference between the two sides of p -> q, ``probe`` px out."""
-    h, w = gray.shape
-    sides = []
-    for offset in (-probe, probe):
-        xs, ys = _points(p, q, offset)
-        sides.append(gray[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)].astype(np.float32))
-    return float(np.median(np.abs(sides[0] - sides[1])))
+    before, after = (_along(gray, p, q, offset).astype(np.float32) for offset in (-probe, probe))
+    return float(np.median(np.abs(before - after)))
