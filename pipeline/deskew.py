@@ -79,10 +79,13 @@ def estimate_skew(image: np.ndarray, px_per_mm: float | None = None) -> float:
     h, v = _stroke_points(_dark_mask(gray, ppm), ppm)
     if len(h[0]) + len(v[0]) < 50:
         return 0.0
+    # The coarse pass only has to land within its step of the peak: a quarter of the points do.
+    coarse = (h[0][::4], h[1][::4]), (v[0][::4], v[1][::4])
     best = 0.0
     for step, half in ((0.2, MAX_SKEW_DEG), (0.04, 0.24), (0.01, 0.05)):
         angles = np.arange(best - half, best + half + step / 2, step)
-        scores = [_score(h, v, a) for a in angles]
+        points = coarse if step == 0.2 else (h, v)
+        scores = [_score(*points, a) for a in angles]
         i = int(np.argmax(scores))
         best = float(angles[i])
         if step == 0.01 and 0 < i < len(angles) - 1:
