@@ -146,6 +146,9 @@ class PaddleEngine:
                 "EngineConfig.openvino.inference_num_threads": 1,
                 "EngineConfig.openvino.num_streams": 1,
                 "EngineConfig.openvino.performance_hint": "LATENCY",
+                # Pinned, every worker's inference thread lands on the same core: 2 workers on
+                # 12 pages took 15.7 s pinned against 13.7 s free.
+                "EngineConfig.openvino.enable_cpu_pinning": False,
             }
         )
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
