@@ -141,3 +141,35 @@ def test_a_paragraph_tesseract_garbles_as_a_block_is_agreed_line_by_line(reader)
     assert got.source == "agreed" and comparable(got.text) == comparable(repair_text(printed))
     assert comparable(got.readings["tesseract"]) != comparable(got.text)
     assert comparable(got.readings["tesseract_lines"]) == comparable(got.text)
+
+
+def test_line_widths_padded_to_steps_read_as_the_line_itself(reader):
+    # PP-OCR's recognition runs on OpenVINO with every line padded on the right to a multiple of
+    # REC_WIDTH_STEP (few input shapes, flat memory). The padding must not change what is read:
+    # every one-line text cell of a seed form reads the same through the bare session (a
+    # full-width bracket may come out half-width, which comparison ignores).
+    from rapidocr.ch_ppocr_rec.typings import TextRecInput
+
+    from pipeline.ocr import REC_WIDTH_STEP, comparable, one_line_crop
+
+    recogniser = reader.paddle._ocr._load_rec_model()
+    padded = recogniser.session
+    assert type(padded._session).__name__ == "OpenVINOInferSession"
+    image, page, cells = page_cells("seed-1")
+    lines = [line for cell, _ in cells if (line := one_line_crop(prepare_cell(image, cell.box, page.dpi))) is not None]
+    widths = set()
+    original_call = padded._session.__call__
+
+    def bare(batch):
+        widths.add(batch.shape[3])
+        return original_call(batch)
+
+    assert len(lines) >= 20
+    with_steps = recogniser(TextRecInput(img=lines)).txts
+    recogniser.session = bare
+    try:
+        without = recogniser(TextRecInput(img=lines)).txts
+    finally:
+        recogniser.session = padded
+    assert any(width % REC_WIDTH_STEP for width in widths)  # the bare lines were of free widths
+    assert [comparable(t) for t in with_steps] == [comparable(t) for t in without]
