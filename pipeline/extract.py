@@ -105,6 +105,50 @@ def read_cells(
     return template, {**first, **dict(zip(asked, second))}
 
 
+def reread_under_seal(
+    stamped: np.ndarray,
+    erased: np.ndarray,
+    dpi: int,
+    grid: Grid,
+    texts: dict[Cell, CellText],
+    header: str,
+    reader: CellReader,
+    lexicon: Lexicon,
+    template: Template,
+    assembled: AssembledPage,
+) -> dict[Cell, CellText]:
+    """``texts`` with the numbers under a grey seal read again where that makes the arithmetic hold.
+
+    A grey seal is erased by level, and faint print's thin strokes under it are as light as
+    the seal: 465.56 came out 105.56. A number whose cell the erasure touched, and which the
+    form's arithmetic does not confirm, is read again from the page erased gently (only ink
+    as light as the seal's typical grey goes). The new reading is kept only where the
+    arithmetic then holds over it, so the seal's darker ink left behind cannot slip in.
+    """
+    confirmed = confirmed_by_rules(assembled.record, template)
+    doubtful = {
+        ev.cell for path, ev in assembled.evidence.items()
+        if path not in confirmed and template.number_grammar(path) and not ev.text.is_blank
+        and _touched(stamped, erased, ev.cell.box)
+    }
+    if not doubtful:
+        return texts
+    gentle = erase_seals(stamped, dpi, gentle=True)
+    again = {cell: reader.read(prepare_cell(gentle, cell.box, dpi)) for cell in doubtful}
+    trial = assemble_record(grid, {**texts, **again}, header, lexicon, template)
+    holds = confirmed_by_rules(trial.record, template)
+    kept = {
+        cell for cell in again
+        if (paths := [path for path, ev in trial.evidence.items() if ev.cell == cell])
+        and all(path in holds and printed_as(_number_kind(template, path), again[cell].text) for path in paths)
+    }
+    return {**texts, **{cell: again[cell] for cell in kept}}
+
+
+def _touched(stamped: np.ndarray, erased: np.ndarray, box: Box) -> bool:
+    return bool((stamped[box.y0 : box.y1, box.x0 : box.x1] != erased[box.y0 : box.y1, box.x0 : box.x1]).any())
+
+
 def page_lexicon(lexicon: Lexicon | None, template: Template) -> Lexicon:
     """The caller's lexicon for the project form (the review queue's, taught by reviewers);
     another form's own vocabulary with the caller's taught terms added."""
@@ -142,11 +186,14 @@ def extract_page_full(
         grid = detect_grid(image)
         # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
-        image = erase_seals(image, page.dpi, ghost=page.was_colour)
+        stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour)
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
         template, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
+        if image is not stamped and not page.was_colour:
+            texts = reread_under_seal(stamped, image, page.dpi, grid, texts, header, reader, lexicon, template, assembled)
+            assembled = assemble_record(grid, texts, header, lexicon, template)
     except FormscanError as exc:
         if exc.file is None:
             exc.file, exc.page = page.source, page.number

@@ -78,12 +78,17 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
     return best
 
 
-def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False) -> np.ndarray:
+def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False, gentle: bool = False) -> np.ndarray:
     """The page with the ink of any seal found lightened to paper, print kept.
 
     ``ghost``: the page is the red channel of a colour scan, where the seal is only a
     faint ghost; then only ink about as light as the ghost goes, since the thin strokes
     of print there are lighter than the print's core and must stay.
+
+    ``gentle`` (grey scans): only ink at least as light as the seal's typical grey goes. By
+    default ink between print's grey and the seal's goes too, which takes the seal's darker
+    strokes but also faint print's thin ones (a serif 4 read as 1): ``gentle`` keeps those,
+    and leaves the seal's darker ink behind.
     """
     seals = find_seals(image, dpi)
     if not seals:
@@ -105,6 +110,8 @@ def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False) -> np.ndarr
         # Print is darker than the seal; where the seal overlaps print it is darker still.
         if ghost:
             cut = seal.ink_level - GHOST_MARGIN
+        elif gentle:
+            cut = seal.ink_level - 15
         else:
             cut = min(seal.ink_level - 15, (seal.ink_level + text_level) / 2)
         if cut <= text_level + 10:
