@@ -207,7 +207,8 @@ REC_WIDTH_STEP = 96  # px at PP-OCR's 48-px line height: ~10 widths for a form's
 class _WidthInSteps:
     """A recognition session whose line images are padded on the right to a multiple of
     ``REC_WIDTH_STEP`` with the value rapidocr pads short lines with. OpenVINO keeps kernels and
-    buffers for every input shape it has seen: free widths grew a worker by ~100 MB."""
+    buffers for every input shape it has seen, and compiles each new one: over 20 pages, lines of
+    free widths took a worker to 1,124 MB and 2.28 s a page, against 544 MB and 2.06 s."""
 
     def __init__(self, session) -> None:
         self._session = session
