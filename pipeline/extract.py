@@ -117,7 +117,8 @@ def reread_under_seal(
     template: Template,
     assembled: AssembledPage,
 ) -> dict[Cell, CellText]:
-    """``texts`` with the numbers under a grey seal read again where that makes the arithmetic hold.
+    """``texts`` with the numbers under a grey seal read again where that makes the arithmetic hold
+    (``texts`` itself when no reading changed).
 
     A grey seal is erased by level, and faint print's thin strokes under it are as light as
     the seal: 465.56 came out 105.56. A number whose cell the erasure touched, and which the
@@ -142,7 +143,7 @@ def reread_under_seal(
         if (paths := [path for path, ev in trial.evidence.items() if ev.cell == cell])
         and all(path in holds and printed_as(_number_kind(template, path), again[cell].text) for path in paths)
     }
-    return {**texts, **{cell: again[cell] for cell in kept}}
+    return {**texts, **{cell: again[cell] for cell in kept}} if kept else texts
 
 
 def _touched(stamped: np.ndarray, erased: np.ndarray, box: Box) -> bool:
@@ -192,8 +193,9 @@ def extract_page_full(
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
         if image is not stamped and not page.was_colour:
-            texts = reread_under_seal(stamped, image, page.dpi, grid, texts, header, reader, lexicon, template, assembled)
-            assembled = assemble_record(grid, texts, header, lexicon, template)
+            reread = reread_under_seal(stamped, image, page.dpi, grid, texts, header, reader, lexicon, template, assembled)
+            if reread is not texts:
+                texts, assembled = reread, assemble_record(grid, reread, header, lexicon, template)
     except FormscanError as exc:
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
