@@ -70,7 +70,7 @@ STAGES = (RENDER, ORIENT, GRID, SEAL, CELL_PREP, OCR_TESSERACT, OCR_PADDLE, ASSE
 # The functions extract_page_full calls, by their name in pipeline.extract, and the stage each belongs to.
 EXTRACT_STAGE_FUNCTIONS = {
     "is_blank": ORIENT, "detect_orientation": ORIENT, "rotate_upright": ORIENT, "deskew": ORIENT,
-    "detect_grid": GRID, "erase_seals": SEAL, "prepare_cell": CELL_PREP,
+    "detect_grid": GRID, "find_seals": SEAL, "erase_seals": SEAL, "prepare_cell": CELL_PREP,
     "form_vocabulary": ASSEMBLE, "assemble_record": ASSEMBLE, "judge": ASSEMBLE,
 }
 

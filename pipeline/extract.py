@@ -25,7 +25,7 @@ from pipeline.lexicon import Lexicon
 from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText, comparable
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
-from pipeline.seal import erase_seals
+from pipeline.seal import Seal, erase_seals, find_seals
 from pipeline.templates import PROJECT_TEMPLATE, Template, get_template
 from pipeline.validate import confirmed_by_rules, record_notices, validate
 
@@ -109,6 +109,7 @@ def reread_under_seal(
     stamped: np.ndarray,
     erased: np.ndarray,
     dpi: int,
+    seals: list[Seal],
     grid: Grid,
     texts: dict[Cell, CellText],
     header: str,
@@ -134,14 +135,17 @@ def reread_under_seal(
     }
     if not doubtful:
         return texts
-    gentle = erase_seals(stamped, dpi, gentle=True)
+    gentle = erase_seals(stamped, dpi, gentle=True, seals=seals)
     again = {cell: reader.read(prepare_cell(gentle, cell.box, dpi)) for cell in doubtful}
     trial = assemble_record(grid, {**texts, **again}, header, lexicon, template)
     holds = confirmed_by_rules(trial.record, template)
+    paths_of: dict[Cell, list[str]] = {}
+    for path, ev in trial.evidence.items():
+        paths_of.setdefault(ev.cell, []).append(path)
     kept = {
-        cell for cell in again
-        if (paths := [path for path, ev in trial.evidence.items() if ev.cell == cell])
-        and all(path in holds and printed_as(_number_kind(template, path), again[cell].text) for path in paths)
+        cell for cell, text in again.items()
+        if paths_of.get(cell)
+        and all(path in holds and printed_as(_number_kind(template, path), text.text) for path in paths_of[cell])
     }
     return {**texts, **{cell: again[cell] for cell in kept}} if kept else texts
 
@@ -187,13 +191,16 @@ def extract_page_full(
         grid = detect_grid(image)
         # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
-        stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour)
+        seals = find_seals(image, page.dpi)
+        stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour, seals=seals)
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
         template, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
-        if image is not stamped and not page.was_colour:
-            reread = reread_under_seal(stamped, image, page.dpi, grid, texts, header, reader, lexicon, template, assembled)
+        if seals and not page.was_colour:
+            reread = reread_under_seal(
+                stamped, image, page.dpi, seals, grid, texts, header, reader, lexicon, template, assembled
+            )
             if reread is not texts:
                 texts, assembled = reread, assemble_record(grid, reread, header, lexicon, template)
     except FormscanError as exc:

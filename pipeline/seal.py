@@ -17,6 +17,7 @@ import numpy as np
 WORK_DPI = 60  # circle search on a small copy: a 40 mm seal is still ~95 px across
 RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
 RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
+SEAL_MARGIN = 15  # grey levels below a grey seal's typical ink that are still its ink
 GHOST_MARGIN = 20  # grey levels below a ghost seal's typical ink that are still erased
 SEAL_INK_FLOOR = 125  # a ring darker than this is drawn in print, not stamped
 RING_CONTRAST = 22  # grey levels below paper: a red seal on a colour scan leaves only a faint ghost in the red channel
@@ -78,7 +79,9 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
     return best
 
 
-def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False, gentle: bool = False) -> np.ndarray:
+def erase_seals(
+    image: np.ndarray, dpi: int, *, ghost: bool = False, gentle: bool = False, seals: list[Seal] | None = None
+) -> np.ndarray:
     """The page with the ink of any seal found lightened to paper, print kept.
 
     ``ghost``: the page is the red channel of a colour scan, where the seal is only a
@@ -89,8 +92,11 @@ def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False, gentle: boo
     default ink between print's grey and the seal's goes too, which takes the seal's darker
     strokes but also faint print's thin ones (a serif 4 read as 1): ``gentle`` keeps those,
     and leaves the seal's darker ink behind.
+
+    ``seals``: those ``find_seals`` already found on ``image``; looked for here if None.
     """
-    seals = find_seals(image, dpi)
+    if seals is None:
+        seals = find_seals(image, dpi)
     if not seals:
         return image
     out = image.copy()
@@ -111,9 +117,9 @@ def erase_seals(image: np.ndarray, dpi: int, *, ghost: bool = False, gentle: boo
         if ghost:
             cut = seal.ink_level - GHOST_MARGIN
         elif gentle:
-            cut = seal.ink_level - 15
+            cut = seal.ink_level - SEAL_MARGIN
         else:
-            cut = min(seal.ink_level - 15, (seal.ink_level + text_level) / 2)
+            cut = min(seal.ink_level - SEAL_MARGIN, (seal.ink_level + text_level) / 2)
         if cut <= text_level + 10:
             continue  # the seal is as dark as print here: erasing would eat the text
         region[disc & (region > cut) & ~_rules(region, paper, per_mm)] = 255
