@@ -26,6 +26,7 @@ REVIEW_BELOW = 0.98
 PRIOR = {
     "agreed": 0.999,
     "agreed_but_trap": 0.995,
+    "agreed_on_retry": 0.98,
     "vocabulary": 0.995,
     "agreed_lowres_cmp": 0.9,
     "comparator_glyph": 0.9,
@@ -50,7 +51,7 @@ def evidence_class(
     number_grammar: str | None = None,
 ) -> str:
     """``number_grammar``: how the form prints the field's number (amount, rate, score), if it is one."""
-    if text.source in ("agreed", "agreed_but_trap", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash"):
+    if text.source in ("agreed", "agreed_but_trap", "agreed_on_retry", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash"):
         return text.source
     if path in confirmed_by_rule:
         return "confirmed_by_rule"
