@@ -303,6 +303,10 @@ def _assemble_section(table: _Table, section: Section, take, page: AssembledPage
 
 def _take_row(table: _Table, section: Section, row: int, i: int, columns, grammar, take, page, values) -> dict:
     cells = {key: table.at.get((row, col)) for key, col in columns.items()}
+    for key in section.headers:
+        # A column whose header was not found stays empty (its fields are flagged ``missing``):
+        # the rest of the row is still kept, and a required text field still has a value.
+        values.setdefault(key, None if grammar[key] else "")
     for key, cell in cells.items():
         values[key] = take(f"{section.name}[{i}].{key}", cell, grammar[key])
     page.misaligned.update(_shared_cells(cells, f"{section.name}[{i}]", section.headers))

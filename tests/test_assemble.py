@@ -74,13 +74,19 @@ def test_headers_read_as_one_cell_leave_their_columns_flagged_not_guessed():
     assert "read as one cell" in assembled.unmapped["funds[0].execution_rate"]
 
 
-def _with_label_misread(label: str, misread: str) -> tuple[FormRecord, FormRecord]:
-    """(truth, record assembled) for the first fixture page with one label read wrong."""
+def _assembled_with_label_misread(label: str, misread: str):
+    """(truth, page assembled) for the first fixture page with one label read wrong."""
     page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
     grid, texts = perfect_reading(page)
     cell = next(c for c, t in texts.items() if t.text == label)
     texts[cell] = CellText(misread, 0.5, "paddle")
-    return FormRecord.model_validate(page["record"]), assemble_record(grid, texts, "（2020年度）").record
+    return FormRecord.model_validate(page["record"]), assemble_record(grid, texts, "（2020年度）")
+
+
+def _with_label_misread(label: str, misread: str) -> tuple[FormRecord, FormRecord]:
+    """(truth, record assembled) for the first fixture page with one label read wrong."""
+    truth, assembled = _assembled_with_label_misread(label, misread)
+    return truth, assembled.record
 
 
 def test_a_misread_total_label_is_not_taken_for_an_indicator_row():
@@ -146,3 +152,13 @@ def test_a_blurred_goal_label_is_not_taken_from_the_indicator_header():
     # must not send goal_actual to the cell under 实际完成值.
     truth, record = _with_label_misread("实际完成情况", "实际气5.")
     assert record.goal_actual == truth.goal_actual
+
+
+def test_a_misread_column_header_leaves_that_column_empty_and_flagged_not_the_page_lost():
+    # Calibration page cali-213 came out an internal error: its 二级指标 header read as
+    # something else, every indicator row lacked the required level2, and the record failed
+    # validation. Now the column is empty, each of its fields is flagged, the rest is kept.
+    truth, assembled = _assembled_with_label_misread("二级指标", "口扌")
+    assert [row.level2 for row in assembled.record.indicators] == [""] * len(truth.indicators)
+    assert [row.name for row in assembled.record.indicators] == [row.name for row in truth.indicators]
+    assert all(f"indicators[{i}].level2" in assembled.unmapped for i in range(len(truth.indicators)))
