@@ -6,7 +6,9 @@
 Every field read from a cell falls in an evidence class (see pipeline/confidence.py).
 ``fit`` runs the pipeline on the calibration set and sets each class's confidence to
 its observed rate of right fields, with Jeffreys' half a right and half a wrong reading
-added so that a small class is not trusted blindly. ``report`` runs on a different set and prints,
+added so that a small class is not trusted blindly. Pages whose layout is in doubt are left
+out: every field on them is flagged whatever its class (``pipeline.validate.layout_doubt``).
+``report`` runs on a different set and prints,
 per class and per confidence band, the confidence given against the rate observed.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -42,9 +45,11 @@ def _classify(job: tuple[str, int]) -> tuple[dict | None, dict[str, str]]:
     path, number = job
     (page,) = read_pages(path, [number])
     extraction = extract_page_full(page, _READER)
-    if extraction.result.record is None:
+    if extraction.result.record is None or extraction.layout_doubt is not None:
+        # Every field of a page whose layout is in doubt is flagged whatever its evidence: such
+        # pages say nothing about how far a reading class can be trusted on a recognised layout.
         return None, {}
-    page = AssembledPage(extraction.result.record, extraction.evidence)
+    page = AssembledPage(extraction.result.record, extraction.evidence, under_seal=extraction.under_seal)
     page.unparseable.update((f.field, "") for f in extraction.result.flags if f.reason == "unparseable")
     classes = evidence_classes(page)
     return extraction.result.record.model_dump(mode="json"), classes
@@ -61,10 +66,11 @@ def observe(truth_dir: Path, workers: int, wrong: list[str] | None = None) -> li
         for page in truth["pages"]:
             jobs.append((str(truth_dir.parent / truth["file"]), page["page"]))
             truths.append(leaf_fields(page["record"]))
-    observations = []
+    observations, left_out = [], []
     with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
         for job, truth, (record, classes) in zip(jobs, truths, pool.map(_classify, jobs)):
             if record is None:
+                left_out.append(f"{Path(job[0]).name} p{job[1]}")
                 continue
             got = leaf_fields(record)
             for field, cls in classes.items():
@@ -74,6 +80,9 @@ def observe(truth_dir: Path, workers: int, wrong: list[str] | None = None) -> li
                     if not right and wrong is not None:
                         wrong.append(f"{Path(job[0]).name} p{job[1]} {field} [{cls}]: "
                                      f"truth={truth[field]!r} got={got.get(field)!r}")
+    if left_out:
+        print(f"left out {len(left_out)} page(s) with no record or a layout in doubt (every field flagged): "
+              + ", ".join(left_out), file=sys.stderr)
     return observations
 
 

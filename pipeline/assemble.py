@@ -38,6 +38,7 @@ class AssembledPage:
     unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
     unmapped: dict[str, str] = field(default_factory=dict)  # field path -> why no cell could be found for it
     misaligned: dict[str, str] = field(default_factory=dict)  # field path -> why its cell looks cut wrong
+    under_seal: set[str] = field(default_factory=set)  # fields whose cell a grey seal's erasure changed
 
 
 def _key(text: str) -> str:

@@ -42,15 +42,17 @@ PRIOR = {
     "paddle<0.95": 0.7,
     "tesseract_only": 0.3,
     "paddle_malformed": 0.3,
+    "paddle_under_seal": 0.9,
     "unparseable": 0.0,
 }
 
 
 def evidence_class(
     path: str, text: CellText, confirmed_by_rule: set[str], confirmed_by_vocabulary: set[str],
-    number_grammar: str | None = None,
+    number_grammar: str | None = None, under_seal: bool = False,
 ) -> str:
-    """``number_grammar``: how the form prints the field's number (amount, rate, score), if it is one."""
+    """``number_grammar``: how the form prints the field's number (amount, rate, score), if it is one;
+    ``under_seal``: a grey seal's erasure changed the field's cell."""
     if text.source in ("agreed", "agreed_but_trap", "agreed_on_retry", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash"):
         return text.source
     if path in confirmed_by_rule:
@@ -63,6 +65,10 @@ def evidence_class(
         return "paddle_malformed"  # PP-OCR alone, and not how the form prints such a number (a speck's "1" as 执行率)
     if _MALFORMED_VALUE.search(comparable(text.text)) and path.rsplit(".", 1)[-1] in ("target", "actual"):
         return "paddle_malformed"
+    if under_seal:
+        # PP-OCR alone, sure of a cell a grey seal's erasure cut into: the erasure takes the thin
+        # strokes of faint print with the seal (430000 read, at 0.999, as 130000).
+        return "paddle_under_seal"
     nearness = near_tesseract(text, number=bool(number_grammar))
     if nearness == "conflict":
         return "paddle_lacks_tesseract"

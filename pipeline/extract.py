@@ -27,7 +27,7 @@ from pipeline.ocr import CellReader, CellText, comparable
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import Seal, erase_seals, find_seals
 from pipeline.templates import PROJECT_TEMPLATE, Template, get_template
-from pipeline.validate import confirmed_by_rules, record_notices, validate
+from pipeline.validate import confirmed_by_rules, layout_doubt, record_notices, validate
 
 
 def read_header(page_image, top: int, dpi: int, reader: CellReader) -> str:
@@ -175,6 +175,8 @@ class PageExtraction:
     grid: Grid | None = None
     cells: dict[Cell, CellText] = field(default_factory=dict)
     evidence: dict[str, FieldEvidence] = field(default_factory=dict)  # field path -> cell, readings
+    layout_doubt: str | None = None  # why the table's structure is in doubt (every field then flagged)
+    under_seal: set[str] = field(default_factory=set)  # fields whose cell a grey seal's erasure changed
 
 
 def extract_page_full(
@@ -203,11 +205,17 @@ def extract_page_full(
             )
             if reread is not texts:
                 texts, assembled = reread, assemble_record(grid, reread, header, lexicon, template)
+            assembled.under_seal = {
+                path for path, ev in assembled.evidence.items() if _touched(stamped, image, ev.cell.box)
+            }
     except FormscanError as exc:
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
         return PageExtraction(PageResult(source=source, error=PageError(kind=exc.kind, message=exc.detail)))
-    return PageExtraction(judge(source, assembled, lexicon), image, grid, texts, assembled.evidence)
+    result = judge(source, assembled, lexicon)
+    return PageExtraction(
+        result, image, grid, texts, assembled.evidence, layout_doubt(assembled, result.flags), assembled.under_seal
+    )
 
 
 def judge(source: SourceRef, assembled: AssembledPage, lexicon: Lexicon | None = None) -> PageResult:

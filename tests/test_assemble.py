@@ -143,8 +143,22 @@ def test_a_cell_reaching_under_two_fund_headers_flags_both_fields():
     assert set(assembled.misaligned) == {"funds[0].annual_budget", "funds[0].executed"}
     from pipeline.validate import validate
 
-    flagged = {f.field for f in validate(assembled) if f.reason == "rule:layout"}
-    assert flagged == {"funds[0].annual_budget", "funds[0].executed"}
+    flags = validate(assembled)
+    assert {f.field for f in flags if f.reason == "rule:layout"} == {"funds[0].annual_budget", "funds[0].executed"}
+    # The missed rule puts the whole layout in doubt: every other field read is flagged too.
+    assert {f.field for f in flags} >= set(assembled.evidence)
+    assert {f.field for f in flags if f.reason == "rule:layout_doubt"} == set(assembled.evidence) - {
+        "funds[0].annual_budget", "funds[0].executed"}
+
+
+def test_a_page_with_its_layout_recognised_flags_no_field_for_layout():
+    from pipeline.validate import layout_doubt, validate
+
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert layout_doubt(assembled, validate(assembled)) is None
+    assert not [f for f in validate(assembled) if f.reason.startswith("rule:layout")]
 
 
 def test_a_blurred_goal_label_is_not_taken_from_the_indicator_header():
@@ -162,3 +176,7 @@ def test_a_misread_column_header_leaves_that_column_empty_and_flagged_not_the_pa
     assert [row.level2 for row in assembled.record.indicators] == [""] * len(truth.indicators)
     assert [row.name for row in assembled.record.indicators] == [row.name for row in truth.indicators]
     assert all(f"indicators[{i}].level2" in assembled.unmapped for i in range(len(truth.indicators)))
+    from pipeline.validate import validate
+
+    doubted = {f.field for f in validate(assembled) if f.reason == "rule:layout_doubt"}
+    assert {f"indicators[{i}].name" for i in range(len(truth.indicators))} <= doubted

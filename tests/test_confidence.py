@@ -66,3 +66,16 @@ def test_a_mark_in_place_of_a_numbers_decimal_point_is_tesseracts_misreading():
         == "paddle_lacks_tesseract"
     assert evidence_class("funds[2].initial_budget", paddle("9535", "95.35"), set(), set(), "amount") \
         == "paddle_lacks_tesseract"
+
+
+def test_pp_ocr_alone_on_a_cell_a_grey_seals_erasure_cut_is_its_own_class():
+    # Calibration page cali-362: the erasure of a grey seal took the thin strokes of a 4, and
+    # PP-OCR read 430000 as 130000 at 0.9995 while Tesseract garbled the cell.
+    cut = paddle("130000", "1S0O0")
+    assert evidence_class("funds[0].executed", cut, set(), set(), "amount") == "paddle>=0.999"
+    assert evidence_class("funds[0].executed", cut, set(), set(), "amount", under_seal=True) == "paddle_under_seal"
+    # Agreement and the arithmetic still vouch for a cell under the seal.
+    agreed = CellText("130000", 0.999, "agreed", {"paddle": "130000", "tesseract": "130000"})
+    assert evidence_class("funds[0].executed", agreed, set(), set(), "amount", under_seal=True) == "agreed"
+    assert evidence_class("funds[0].executed", cut, {"funds[0].executed"}, set(), "amount",
+                          under_seal=True) == "confirmed_by_rule"
