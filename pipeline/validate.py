@@ -227,12 +227,15 @@ def rule_flags(record: FormRecord | TemplateRecord, template: Template | None = 
         k += len(group)
 
 
-def confirmed_by_rules(record: FormRecord | TemplateRecord, template: Template | None = None) -> set[str]:
+def confirmed_by_rules(
+    record: FormRecord | TemplateRecord, template: Template | None = None, *, any_amount: bool = False
+) -> set[str]:
     """Fields the form's arithmetic vouches for: a misread digit would break the equation.
 
     执行率 = 全年执行数 / 全年预算数 ties three readings together; the 分值 and 得分 columns
     must add up to 总分. Where an equation holds, each of its terms is confirmed even when
-    the OCR engines disagreed about it.
+    the OCR engines disagreed about it. ``any_amount``: the 执行率 equation holding over amounts
+    of any size (which alone does not pin a large amount's last digits) counts too.
     """
     template = template or template_of(record)
     data = record.model_dump()
@@ -244,7 +247,8 @@ def confirmed_by_rules(record: FormRecord | TemplateRecord, template: Template |
                 budget, executed, rate = (row.get(key) for key in keys)
                 # The rate is printed to 0.01 %: past 100/tolerance (~9,000) a misread in an
                 # amount's ones digit no longer moves it (922306.65 for 922366.65 holds).
-                if budget and executed is not None and rate is not None and budget * rule["tolerance"] < 100:
+                pinned = any_amount or budget is not None and budget * rule["tolerance"] < 100
+                if budget and executed is not None and rate is not None and pinned:
                     if abs(executed / budget * 100 - rate) <= rule["tolerance"]:
                         confirmed.update(f"{rule['section']}[{i}].{key}" for key in keys)
         elif rule["rule"] in ("weights_sum", "scores_sum"):

@@ -176,3 +176,17 @@ def test_pp_ocr_alone_reading_a_number_not_as_the_form_prints_it_is_malformed():
     classes = evidence_classes(page)
     assert classes["funds[2].execution_rate"] == "paddle_malformed"
     assert classes["funds[1].execution_rate"] != "paddle_malformed"
+
+
+def test_the_rate_equation_pins_a_large_amount_only_when_asked_to_hold_roughly():
+    # Printed to 0.01 %, 执行率 does not pin a large amount's last digits (922306.65 for
+    # 922366.65 holds), so it never confirms one; asked only whether it holds roughly, it does
+    # tell 430000 from a seal-cut 130000.
+    from pipeline.validate import confirmed_by_rules
+
+    record = seed_one()
+    record.funds[0].annual_budget, record.funds[0].executed, record.funds[0].execution_rate = 430000.0, 430000.0, 100.0
+    assert "funds[0].executed" not in confirmed_by_rules(record)
+    assert "funds[0].executed" in confirmed_by_rules(record, any_amount=True)
+    record.funds[0].executed = 130000.0
+    assert "funds[0].executed" not in confirmed_by_rules(record, any_amount=True)
