@@ -29,10 +29,11 @@ class _CachingEngine:
     def __init__(self, engine) -> None:
         self.engine, self.memo, self.name = engine, {}, engine.name
 
-    def read(self, cell: CellImage) -> Reading:
-        key = _cell_key(cell)
+    def read(self, cell: CellImage, *view) -> Reading:
+        """``view``: the engine's own reading options (Tesseract's line height, binarising)."""
+        key = (_cell_key(cell), *view) if view else _cell_key(cell)
         if key not in self.memo:
-            self.memo[key] = self.engine.read(cell)
+            self.memo[key] = self.engine.read(cell, *view)
         return self.memo[key]
 
     def read_many(self, cells: list[CellImage]) -> list[Reading]:
