@@ -409,9 +409,9 @@ def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> C
     Both engines lose the bar of ≥/≤ at 150–200 dpi, and Tesseract reads the chevron itself
     as S, &, P, 之, 和, ... Where the glyph decides, it gives the comparator and the engines
     only vouch for the rest: agreeing on it (Tesseract's ``tesseract`` reading or another view of
-    the cell in ``text.readings``, its comparator misreadings aside), the reading is in the ``comparator_glyph`` evidence class; otherwise
-    it keeps the weaker class it had, corrected. An undecided glyph leaves an agreed >/< in
-    the ``agreed_lowres_cmp`` class.
+    the cell in ``text.readings``, its comparator misreadings aside), the reading is in the
+    ``comparator_glyph`` evidence class; otherwise it keeps the weaker class it had, corrected.
+    An undecided glyph leaves an agreed >/< in the ``agreed_lowres_cmp`` class.
     """
     comparator = text.text[:1]
     if comparator not in _WITH_BAR or not cell.dpi:

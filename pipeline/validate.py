@@ -247,7 +247,7 @@ def confirmed_by_rules(
                 budget, executed, rate = (row.get(key) for key in keys)
                 # The rate is printed to 0.01 %: past 100/tolerance (~9,000) a misread in an
                 # amount's ones digit no longer moves it (922306.65 for 922366.65 holds).
-                pinned = any_amount or budget is not None and budget * rule["tolerance"] < 100
+                pinned = any_amount or (budget is not None and budget * rule["tolerance"] < 100)
                 if budget and executed is not None and rate is not None and pinned:
                     if abs(executed / budget * 100 - rate) <= rule["tolerance"]:
                         confirmed.update(f"{rule['section']}[{i}].{key}" for key in keys)
@@ -339,7 +339,7 @@ def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
     """All flags of a page, one per (field, reason), in field order of discovery.
 
     On a page whose layout is in doubt (``layout_doubt``) every field read from a cell is
-    flagged: on the calibration set such pages (3 in 400: missed rules merging columns, a
+    flagged: on the calibration set such pages (7 of 400: missed rules merging columns, a
     misread 二级指标 header shifting the indicator columns) held wrong fields of every evidence
     class, agreed readings of merged cells (1515 for 15) among them.
     """
