@@ -65,15 +65,15 @@ def evidence_class(
         return "paddle_malformed"  # PP-OCR alone, and not how the form prints such a number (a speck's "1" as 执行率)
     if _MALFORMED_VALUE.search(comparable(text.text)) and path.rsplit(".", 1)[-1] in ("target", "actual"):
         return "paddle_malformed"
-    if under_seal:
-        # PP-OCR alone, sure of a cell a grey seal's erasure cut into: the erasure takes the thin
-        # strokes of faint print with the seal (430000 read, at 0.999, as 130000).
-        return "paddle_under_seal"
     nearness = near_tesseract(text, number=bool(number_grammar))
     if nearness == "conflict":
         return "paddle_lacks_tesseract"
     if text.confidence >= 0.95 and nearness == "near":
-        return "paddle_near_tesseract"
+        return "paddle_near_tesseract"  # Tesseract saw the same glyphs, but for a few it garbled
+    if under_seal:
+        # PP-OCR alone, sure of a cell a grey seal's erasure cut into, and Tesseract no help: the
+        # erasure takes the thin strokes of faint print with the seal (430000 read, at 0.999, as 130000).
+        return "paddle_under_seal"
     for floor in (0.999, 0.99, 0.95):
         if text.confidence >= floor:
             return f"paddle>={floor}"

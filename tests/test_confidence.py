@@ -79,3 +79,6 @@ def test_pp_ocr_alone_on_a_cell_a_grey_seals_erasure_cut_is_its_own_class():
     assert evidence_class("funds[0].executed", agreed, set(), set(), "amount", under_seal=True) == "agreed"
     assert evidence_class("funds[0].executed", cut, {"funds[0].executed"}, set(), "amount",
                           under_seal=True) == "confirmed_by_rule"
+    # Tesseract close to PP-OCR but for a glyph or two it garbled saw the same print: near, not cut.
+    near = paddle("节约运维成本", "节约运维成夲")
+    assert evidence_class("indicators[1].name", near, set(), set(), under_seal=True) == "paddle_near_tesseract"
