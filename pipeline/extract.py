@@ -107,7 +107,7 @@ def read_cells(
 
 def reread_under_seal(
     stamped: np.ndarray,
-    erased: np.ndarray,
+    touched: set[Cell],
     dpi: int,
     seals: list[Seal],
     grid: Grid,
@@ -119,7 +119,7 @@ def reread_under_seal(
     assembled: AssembledPage,
 ) -> dict[Cell, CellText]:
     """``texts`` with the numbers under a grey seal read again where that makes the arithmetic hold
-    (``texts`` itself when no reading changed).
+    (``texts`` itself when no reading changed). ``touched``: the cells the erasure changed.
 
     A grey seal is erased by level, and faint print's thin strokes under it are as light as
     the seal: 465.56 came out 105.56. A number whose cell the erasure touched, and which the
@@ -133,7 +133,7 @@ def reread_under_seal(
     doubtful = {
         ev.cell for path, ev in assembled.evidence.items()
         if path not in confirmed and template.number_grammar(path) and not ev.text.is_blank
-        and _touched(stamped, erased, ev.cell.box)
+        and ev.cell in touched
     }
     if not doubtful:
         return texts
@@ -164,8 +164,13 @@ def reread_under_seal(
     return {**texts, **{cell: again[cell] for cell in kept}} if kept else texts
 
 
-def _touched(stamped: np.ndarray, erased: np.ndarray, box: Box) -> bool:
-    return bool((stamped[box.y0 : box.y1, box.x0 : box.x1] != erased[box.y0 : box.y1, box.x0 : box.x1]).any())
+def cells_changed(before: np.ndarray, after: np.ndarray, grid: Grid) -> set[Cell]:
+    """The cells whose pixels differ between two versions of the page (a seal's erasure)."""
+    return {
+        cell for cell in grid.cells
+        if (before[cell.box.y0 : cell.box.y1, cell.box.x0 : cell.box.x1]
+            != after[cell.box.y0 : cell.box.y1, cell.box.x0 : cell.box.x1]).any()
+    }
 
 
 def page_lexicon(lexicon: Lexicon | None, template: Template) -> Lexicon:
@@ -214,14 +219,13 @@ def extract_page_full(
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
         if seals and not page.was_colour:
+            touched = cells_changed(stamped, image, grid)
             reread = reread_under_seal(
-                stamped, image, page.dpi, seals, grid, texts, header, reader, lexicon, template, assembled
+                stamped, touched, page.dpi, seals, grid, texts, header, reader, lexicon, template, assembled
             )
             if reread is not texts:
                 texts, assembled = reread, assemble_record(grid, reread, header, lexicon, template)
-            assembled.under_seal = {
-                path for path, ev in assembled.evidence.items() if _touched(stamped, image, ev.cell.box)
-            }
+            assembled.under_seal = {path for path, ev in assembled.evidence.items() if ev.cell in touched}
     except FormscanError as exc:
         if exc.file is None:
             exc.file, exc.page = page.source, page.number
