@@ -29,9 +29,11 @@ def parse_number(text: str, *, percent: bool = False) -> float | None:
 
 
 # How each kind of number is printed on the form; a reading outside its grammar (88.429 for
-# 88.42%: the % read as a digit) is not trusted on one engine's word.
+# 88.42%: the % read as a digit) is not trusted on one engine's word. Amounts are whole or
+# carry both decimals (343.10, never 343.1): a lone decimal is a last digit lost (398.0 for
+# 398.05 under a seal), which the 执行率 equation is too coarse to notice.
 PRINTED = {
-    "amount": re.compile(r"^\d{1,3}(,\d{3})*(\.\d{1,2})?$|^\d+(\.\d{1,2})?$"),
+    "amount": re.compile(r"^\d{1,3}(,\d{3})*(\.\d{2})?$|^\d+(\.\d{2})?$"),
     "rate": re.compile(r"^\d{1,3}(\.\d{1,2})?%$"),
     "score": re.compile(r"^\d{1,3}(\.\d{1,2})?$"),
 }

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.grid import Grid
+
 WORK_DPI = 60  # circle search on a small copy: a 40 mm seal is still ~95 px across
 RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
 RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
@@ -21,6 +23,8 @@ SEAL_MARGIN = 15  # grey levels below a grey seal's typical ink that are still i
 GHOST_MARGIN = 20  # grey levels below a ghost seal's typical ink that are still erased
 SEAL_INK_FLOOR = 125  # a ring darker than this is drawn in print, not stamped
 RING_CONTRAST = 22  # grey levels below paper: a red seal on a colour scan leaves only a faint ghost in the red channel
+PRINT_EDGE_MM = 0.15  # the blur around a printed stroke's dark core
+RULE_BAND_MM = 0.4  # how far past a found rule's half thickness its blurred edge may reach
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,13 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
 
 
 def erase_seals(
-    image: np.ndarray, dpi: int, *, ghost: bool = False, gentle: bool = False, seals: list[Seal] | None = None
+    image: np.ndarray,
+    dpi: int,
+    *,
+    ghost: bool = False,
+    gentle: bool = False,
+    seals: list[Seal] | None = None,
+    grid: Grid | None = None,
 ) -> np.ndarray:
     """The page with the ink of any seal found lightened to paper, print kept.
 
@@ -94,6 +104,11 @@ def erase_seals(
     and leaves the seal's darker ink behind.
 
     ``seals``: those ``find_seals`` already found on ``image``; looked for here if None.
+
+    ``grid``: the table found on ``image`` before the erasure. A straight, thin stroke of the
+    seal (a point or the straight edge of its star, the flat side of its ring) looks like a rule
+    and would stay, to be read as a "1" or "—" in the cell it crosses: with the grid known, only
+    such strokes on the cells' rules stay.
     """
     if seals is None:
         seals = find_seals(image, dpi)
@@ -122,8 +137,34 @@ def erase_seals(
             cut = min(seal.ink_level - SEAL_MARGIN, (seal.ink_level + text_level) / 2)
         if cut <= text_level + 10:
             continue  # the seal is as dark as print here: erasing would eat the text
-        region[disc & (region > cut) & ~_rules(region, paper, per_mm)] = 255
+        rules = _rules(region, paper, per_mm)
+        if grid is not None:
+            rules &= _on_grid_rules(grid, x0, y0, region.shape, per_mm)
+        erased = disc & (region > cut) & ~rules
+        if not ghost and not gentle:
+            erased &= ~_print_edges(region, cut, seal.ink_level - SEAL_MARGIN, per_mm)
+        region[erased] = 255
     return out
+
+
+def _print_edges(region: np.ndarray, cut: float, seal_cut: float, per_mm: float) -> np.ndarray:
+    """Ink lighter than ``cut`` but darker than the seal's (below ``seal_cut``) that borders ink at or
+    below ``cut``: the blurred edge of a printed stroke, which the cut alone would thin away."""
+    reach = max(1, round(PRINT_EDGE_MM * per_mm))
+    core = (region <= cut).astype(np.uint8)
+    near = cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    return near.astype(bool) & (region < seal_cut)
+
+
+def _on_grid_rules(grid: Grid, x0: int, y0: int, shape: tuple[int, ...], per_mm: float) -> np.ndarray:
+    """The pixels of a page region (top left at ``x0, y0``) within a rule's reach of a cell's side."""
+    band = np.zeros(shape[:2], np.uint8)
+    thickness = 2 * int(np.ceil(grid.rule_px / 2 + RULE_BAND_MM * per_mm)) + 1
+    for cell in grid.cells:
+        left, right = grid.col_edges[cell.col], grid.col_edges[cell.col + cell.col_span]
+        top, bottom = grid.row_edges[cell.row], grid.row_edges[cell.row + cell.row_span]
+        cv2.rectangle(band, (left - x0, top - y0), (right - x0, bottom - y0), 1, thickness)
+    return band.astype(bool)
 
 
 def _rules(region: np.ndarray, paper: float, per_mm: float) -> np.ndarray:

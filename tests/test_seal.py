@@ -1,23 +1,43 @@
 import cv2
 import numpy as np
 
+from pipeline.grid import Box, Cell, Grid
 from pipeline.seal import erase_seals, find_seals
 
 DPI = 200
 MM = DPI / 25.4
 
 
-def page_with_seal(seal_grey: int = 175, rule_grey: int = 150):
+ROWS_MM = tuple(range(20, 110, 9))
+COLS_MM = (10, 50, 80, 140)
+
+
+def table_grid() -> Grid:
+    """The grid ``detect_grid`` finds on ``page_with_seal``'s table (before the erasure)."""
+    rows, cols = tuple(int(y * MM) for y in ROWS_MM), tuple(int(x * MM) for x in COLS_MM)
+    cells = tuple(
+        Cell(r, c, 1, 1, Box(cols[c] + 3, rows[r] + 3, cols[c + 1] - 2, rows[r + 1] - 2))
+        for r in range(len(rows) - 1) for c in range(len(cols) - 1)
+    )
+    return Grid(rows, cols, cells, px_per_mm=MM, rule_px=2)
+
+
+def page_with_seal(seal_grey: int = 175, rule_grey: int = 150, star: bool = False):
     page = np.full((int(120 * MM), int(150 * MM)), 245, np.uint8)
-    for y_mm in range(20, 110, 9):  # faded table rules
+    for y_mm in ROWS_MM:  # faded table rules
         cv2.line(page, (int(10 * MM), int(y_mm * MM)), (int(140 * MM), int(y_mm * MM)), rule_grey, 2)
-    for x_mm in (10, 50, 80, 140):
+    for x_mm in COLS_MM:
         cv2.line(page, (int(x_mm * MM), int(20 * MM)), (int(x_mm * MM), int(101 * MM)), rule_grey, 2)
     cv2.putText(page, "223.86", (int(55 * MM), int(62 * MM)), cv2.FONT_HERSHEY_SIMPLEX, 0.045 * MM, 30, 2)
     seal = np.zeros_like(page)
     centre, radius = (int(70 * MM), int(60 * MM)), int(20 * MM)
     cv2.circle(seal, centre, radius, 255, int(1.2 * MM))
     cv2.putText(seal, "SEAL", (int(58 * MM), int(52 * MM)), cv2.FONT_HERSHEY_SIMPLEX, 0.05 * MM, 255, 3)
+    if star:
+        # The upper point of the seal's star: a long, narrow spike, straight enough to pass for a rule.
+        tip, base = (int(66 * MM), int(64.5 * MM)), int(74 * MM)
+        spike = np.array([tip, (tip[0] - int(0.6 * MM), base), (tip[0] + int(0.6 * MM), base)], np.int32)
+        cv2.fillPoly(seal, [spike], 255)
     stamped = np.where(seal > 0, (page.astype(int) * seal_grey // 255), page).astype(np.uint8)
     return stamped, page, seal > 0, centre, radius
 
@@ -48,3 +68,37 @@ def test_a_page_without_a_seal_is_left_alone():
     _, clean, _, _, _ = page_with_seal()
     assert find_seals(clean, DPI) == []
     assert erase_seals(clean, DPI) is clean
+
+
+def test_a_straight_stroke_of_the_seal_off_the_grid_goes_with_the_seal():
+    # The spike crosses the row between the rules at 65 and 74 mm, mid-cell: read as a "1" if it stayed.
+    stamped, clean, seal_mask, _, _ = page_with_seal(star=True)
+    spike = seal_mask.copy()
+    spike[: int(66 * MM)] = False  # clear of the rules' own band
+    spike[int(73 * MM) :] = False
+    spike[:, : int(64 * MM)] = False
+    spike[:, int(68 * MM) :] = False
+    assert spike.sum() > 50
+    # Without the grid the spike passes for a rule and stays: that is why the grid is given.
+    assert (erase_seals(stamped, DPI)[spike] < 200).mean() > 0.5
+    erased = erase_seals(stamped, DPI, grid=table_grid())
+    assert (erased[spike] > 230).mean() > 0.97
+    rule_mask = (clean > 100) & (clean < 200)
+    assert (erased[rule_mask] < 200).mean() > 0.95  # the table's own rules, on the grid, all stay
+
+
+def test_the_blurred_edge_of_print_under_a_grey_seal_stays():
+    # Print's soft edge is lighter than the cut between print and the seal's grey, but darker than
+    # the seal: kept where it borders print's dark core, it is what gives a serif 5 its top stroke.
+    stamped, _, seal_mask, _, _ = page_with_seal()
+    stamped = stamped.copy()
+    edge = np.zeros(stamped.shape, bool)
+    for x_mm in (58, 62, 66, 70):  # strokes of print inside the seal's disc, in the row at 74-83 mm
+        x, top, bottom = int(x_mm * MM), int(76 * MM), int(81 * MM)
+        stamped[top:bottom, x - 2 : x + 4] = 125  # the blurred edge, a pixel wide either side...
+        stamped[top:bottom, x - 1 : x + 3] = 30  # ...of the stroke's dark core
+        edge[top:bottom, x - 2] = edge[top:bottom, x + 3] = True
+    erased = erase_seals(stamped, DPI, grid=table_grid())
+    assert (erased[edge] == 125).mean() > 0.95
+    ring = seal_mask & (stamped > 150)
+    assert (erased[ring] > 230).mean() > 0.95  # while the seal's own ink, lighter still, goes
