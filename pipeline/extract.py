@@ -137,7 +137,7 @@ def reread_under_seal(
     }
     if not doubtful:
         return texts
-    gentle = erase_seals(stamped, dpi, gentle=True, seals=seals, grid=grid)
+    gentle = erase_seals(stamped, dpi, gentle=True, seals=seals, grids=[grid])
     again = {cell: reader.read(prepare_cell(gentle, cell.box, dpi)) for cell in doubtful}
     trial = assemble_record(grid, {**texts, **again}, header, lexicon, template)
     holds = confirmed_by_rules(trial.record, template)
@@ -213,7 +213,7 @@ def extract_page_full(
         # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
         seals = find_seals(image, page.dpi)
-        stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour, seals=seals, grid=grid)
+        stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour, seals=seals, grids=[grid])
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
         template, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
         lexicon = page_lexicon(lexicon, template)

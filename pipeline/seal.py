@@ -4,11 +4,14 @@ A red seal stamped across the table puts its ring, star and arc text over cells
 and rules. On colour scans reading the red channel leaves only a faint ghost
 (see ``read``), which PP-OCR still reads as text; on grey scans it stays as
 mid-grey ink. Both are lighter than print. So: find the seal as a circle whose ring is inked nearly all the way
-round, then inside its disc keep only ink darker than the seal's own grey.
+round, then inside its disc keep only ink darker than the seal's own grey, the blurred edge of
+printed strokes, and the table's rules (found before, so the seal's own straight strokes are not
+taken for them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -90,7 +93,7 @@ def erase_seals(
     ghost: bool = False,
     gentle: bool = False,
     seals: list[Seal] | None = None,
-    grid: Grid | None = None,
+    grids: Sequence[Grid] | None = None,
 ) -> np.ndarray:
     """The page with the ink of any seal found lightened to paper, print kept.
 
@@ -105,10 +108,10 @@ def erase_seals(
 
     ``seals``: those ``find_seals`` already found on ``image``; looked for here if None.
 
-    ``grid``: the table found on ``image`` before the erasure. A straight, thin stroke of the
+    ``grids``: the tables found on ``image`` before the erasure. A straight, thin stroke of the
     seal (a point or the straight edge of its star, the flat side of its ring) looks like a rule
-    and would stay, to be read as a "1" or "—" in the cell it crosses: with the grid known, only
-    such strokes on the cells' rules stay.
+    and would stay, to be read as a "1" or "—" in the cell it crosses: with the grids known, only
+    such strokes on their cells' rules stay.
     """
     if seals is None:
         seals = find_seals(image, dpi)
@@ -138,8 +141,8 @@ def erase_seals(
         if cut <= text_level + 10:
             continue  # the seal is as dark as print here: erasing would eat the text
         rules = _rules(region, paper, per_mm)
-        if grid is not None:
-            rules &= _on_grid_rules(grid, x0, y0, region.shape, per_mm)
+        if grids is not None:
+            rules &= _on_grid_rules(grids, x0, y0, region.shape, per_mm)
         erased = disc & (region > cut) & ~rules
         if not ghost and not gentle:
             erased &= ~_print_edges(region, cut, seal.ink_level - SEAL_MARGIN, per_mm)
@@ -156,14 +159,15 @@ def _print_edges(region: np.ndarray, cut: float, seal_cut: float, per_mm: float)
     return near.astype(bool) & (region < seal_cut)
 
 
-def _on_grid_rules(grid: Grid, x0: int, y0: int, shape: tuple[int, ...], per_mm: float) -> np.ndarray:
+def _on_grid_rules(grids: Sequence[Grid], x0: int, y0: int, shape: tuple[int, ...], per_mm: float) -> np.ndarray:
     """The pixels of a page region (top left at ``x0, y0``) within a rule's reach of a cell's side."""
     band = np.zeros(shape[:2], np.uint8)
-    thickness = 2 * int(np.ceil(grid.rule_px / 2 + RULE_BAND_MM * per_mm)) + 1
-    for cell in grid.cells:
-        left, right = grid.col_edges[cell.col], grid.col_edges[cell.col + cell.col_span]
-        top, bottom = grid.row_edges[cell.row], grid.row_edges[cell.row + cell.row_span]
-        cv2.rectangle(band, (left - x0, top - y0), (right - x0, bottom - y0), 1, thickness)
+    for grid in grids:
+        thickness = 2 * int(np.ceil(grid.rule_px / 2 + RULE_BAND_MM * per_mm)) + 1
+        for cell in grid.cells:
+            left, right = grid.col_edges[cell.col], grid.col_edges[cell.col + cell.col_span]
+            top, bottom = grid.row_edges[cell.row], grid.row_edges[cell.row + cell.row_span]
+            cv2.rectangle(band, (left - x0, top - y0), (right - x0, bottom - y0), 1, thickness)
     return band.astype(bool)
 
 

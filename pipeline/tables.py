@@ -149,7 +149,7 @@ def read_page_tables(page: Page, reader: CellReader) -> PageTables:
         return PageTables(source=source, error=PageError(kind=exc.kind, message=exc.detail))
     dpi = int(round(found.px_per_mm * 25.4))
     # Cells are read with any seal's ink erased; the grid was found before (erasing can thin a rule).
-    image = erase_seals(found.image, dpi, ghost=page.was_colour)
+    image = erase_seals(found.image, dpi, ghost=page.was_colour, grids=found.grids)
     tables = [read_table(image, grid, dpi, reader, index) for index, grid in enumerate(found.grids, 1)]
     return PageTables(source=source, tables=tables, quarter_turns=found.quarter_turns,
                       deskew_deg=round(found.deskew_deg, 3))

@@ -73,7 +73,7 @@ def test_print_under_a_grey_seal_keeps_its_thin_strokes(reader):
     # was agreed on as 95.1, and 25 read as 25d. The print's blurred edge now stays.
     image, page, cells = page_cells("random-07")
     truth = json.loads((FIXTURES / "truth" / "random-07.json").read_text(encoding="utf-8"))["pages"][0]
-    erased = erase_seals(image, page.dpi, grid=true_grid(truth, page.dpi))
+    erased = erase_seals(image, page.dpi, grids=[true_grid(truth, page.dpi)])
     for printed in ("95.4", "25"):
         cell = max((c for c, text in cells if text == printed), key=lambda c: c.row)  # the row under the seal
         assert reader.read(prepare_cell(erased, cell.box, page.dpi)).text == printed

@@ -81,7 +81,7 @@ def test_a_straight_stroke_of_the_seal_off_the_grid_goes_with_the_seal():
     assert spike.sum() > 50
     # Without the grid the spike passes for a rule and stays: that is why the grid is given.
     assert (erase_seals(stamped, DPI)[spike] < 200).mean() > 0.5
-    erased = erase_seals(stamped, DPI, grid=table_grid())
+    erased = erase_seals(stamped, DPI, grids=[table_grid()])
     assert (erased[spike] > 230).mean() > 0.97
     rule_mask = (clean > 100) & (clean < 200)
     assert (erased[rule_mask] < 200).mean() > 0.95  # the table's own rules, on the grid, all stay
@@ -98,7 +98,7 @@ def test_the_blurred_edge_of_print_under_a_grey_seal_stays():
         stamped[top:bottom, x - 2 : x + 4] = 125  # the blurred edge, a pixel wide either side...
         stamped[top:bottom, x - 1 : x + 3] = 30  # ...of the stroke's dark core
         edge[top:bottom, x - 2] = edge[top:bottom, x + 3] = True
-    erased = erase_seals(stamped, DPI, grid=table_grid())
+    erased = erase_seals(stamped, DPI, grids=[table_grid()])
     assert (erased[edge] == 125).mean() > 0.95
     ring = seal_mask & (stamped > 150)
     assert (erased[ring] > 230).mean() > 0.95  # while the seal's own ink, lighter still, goes
