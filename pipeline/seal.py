@@ -132,20 +132,21 @@ def erase_seals(
             continue
         text_level = float(np.percentile(ink, 3))
         # Print is darker than the seal; where the seal overlaps print it is darker still.
+        seal_cut = seal.ink_level - SEAL_MARGIN  # ink at least this light is the seal's own
         if ghost:
             cut = seal.ink_level - GHOST_MARGIN
         elif gentle:
-            cut = seal.ink_level - SEAL_MARGIN
+            cut = seal_cut
         else:
-            cut = min(seal.ink_level - SEAL_MARGIN, (seal.ink_level + text_level) / 2)
+            cut = min(seal_cut, (seal.ink_level + text_level) / 2)
         if cut <= text_level + 10:
             continue  # the seal is as dark as print here: erasing would eat the text
         rules = _rules(region, paper, per_mm)
         if grids is not None:
             rules &= _on_grid_rules(grids, x0, y0, region.shape, per_mm)
         erased = disc & (region > cut) & ~rules
-        if not ghost and not gentle:
-            erased &= ~_print_edges(region, cut, seal.ink_level - SEAL_MARGIN, per_mm)
+        if cut < seal_cut and not ghost:  # a cut below the seal's grey also thins print's edges
+            erased &= ~_print_edges(region, cut, seal_cut, per_mm)
         region[erased] = 255
     return out
 
