@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from models import FormRecord, TemplateRecord
 from pipeline.errors import NotAFormError
@@ -45,11 +46,18 @@ def _key(text: str) -> str:
     return _PUNCT.sub("", comparable(text))
 
 
-def label_similarity(text: str, label: str) -> float:
+@lru_cache(maxsize=1 << 16)
+def label_similarity(text: str, label: str, at_least: float = 0.0) -> float:
+    """How alike a cell's text and a label are (difflib's ratio, 0..1), or 0.0 when their
+    lengths alone keep it under ``at_least``: searching a page for a label compares it with
+    every cell, ~3,000 comparisons a page, and most differ in length too much to match."""
     a, b = _key(text), _key(label)
     if not a or not b:
         return 0.0
-    return SequenceMatcher(None, a, b).ratio()
+    matcher = SequenceMatcher(None, a, b)
+    if matcher.real_quick_ratio() <= at_least:
+        return 0.0
+    return matcher.ratio()
 
 
 class _Table:
@@ -71,7 +79,7 @@ class _Table:
         for cell in self.grid.cells:
             if rows is not None and not (rows.start <= cell.row < rows.stop):
                 continue
-            score = label_similarity(self.text(cell).text, label)
+            score = label_similarity(self.text(cell).text, label, best_score)
             if score > best_score:
                 best, best_score = cell, score
         return best

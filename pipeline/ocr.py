@@ -101,8 +101,6 @@ class TesseractEngine:
     def read(self, cell: CellImage, line_height: int = TESSERACT_LINE_HEIGHT, binarise: bool = False) -> Reading:
         """The cell's text, its lines scaled to ``line_height`` px of ink (and thresholded, with Otsu's
         level, when ``binarise``)."""
-        from PIL import Image
-
         tesserocr = self._tesserocr
         heights = [b - a for a, b in cell.line_spans] or [cell.image.shape[0]]
         scale = line_height / max(8, float(np.median(heights)))
@@ -113,7 +111,9 @@ class TesseractEngine:
             _, image = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         psm = tesserocr.PSM.SINGLE_LINE if len(cell.line_spans) <= 1 else tesserocr.PSM.SINGLE_BLOCK
         self._api.SetPageSegMode(psm)
-        self._api.SetImage(Image.fromarray(image))
+        # Raw bytes: through a PIL image, tesserocr encodes a BMP in Python for every call.
+        image = np.ascontiguousarray(image)
+        self._api.SetImageBytes(image.tobytes(), image.shape[1], image.shape[0], 1, image.shape[1])
         text = self._api.GetUTF8Text().strip()
         confidence = max(0.0, self._api.MeanTextConf() / 100.0)
         return Reading(self.name, text, confidence)
