@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.speed import FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS
+from bench.speed import FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS, steady_seconds_per_page
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,8 +39,21 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
         assert re.search(rf"^{re.escape(metric)}\s+{re.escape(target)}\s+(\S+)\s+(pass|FAIL|not measured)", out,
                          re.M), metric
     assert re.search(rf"^{re.escape(TARGETS[1][0])}.*not measured$", out, re.M)
+    # Two pages, two workers: no page comes after both workers' first, so throughput once running is
+    # not measured, and the end-to-end ratio is shown instead.
+    assert re.search(rf"^{re.escape(TARGETS[2][0])}.*not measured$", out, re.M)
+    assert re.search(r"^  2 workers vs 1 end to end on these 2 pages, start included: \d+\.\d\dx$", out, re.M)
 
     written = json.loads(figures.read_text(encoding="utf-8"))
     assert written["pages"] == 2
     assert set(written["contenders"]) == {FORMSCAN_1, FORMSCAN_2, TESSERACT_PASS}
     assert set(written["targets"]) == {metric for metric, _, _ in TARGETS}
+
+
+def test_throughput_once_running_leaves_out_the_start_and_keeps_the_tail():
+    # One worker: a 3 s start, then a page every 2 s.
+    assert steady_seconds_per_page((3.0, 5.0, 7.0, 9.0), workers=1) == 2.0
+    # Two workers start together and each takes 2 s a page; results come in input order, in pairs.
+    # The last page alone (the tail) still counts: 5 pages after the first two took 6 s.
+    assert steady_seconds_per_page((3.0, 3.1, 5.0, 5.1, 7.0, 7.1, 9.0), workers=2) == (9.0 - 3.1) / 5
+    assert steady_seconds_per_page((3.0, 3.1), workers=2) is None
