@@ -172,6 +172,19 @@ def _pdf_info(path: Path, first_page: int | None = None, last_page: int | None =
         raise CorruptFileError(f"the PDF cannot be parsed: {text.strip()[:200]}", file=str(path)) from exc
 
 
+def pdf_page_dpis(path: str | Path) -> dict[int, int]:
+    """Per page of a PDF: the dpi it is rendered at (its embedded scan's, within 72..MAX_DPI; DEFAULT_DPI
+    for a page without one), without rendering it."""
+    path = Path(path)
+    n_pages = int(_pdf_info(path).get("Pages", 0))
+    scans = _embedded_scans(path)
+    return {n: _render_dpi(scans.get(n, (DEFAULT_DPI, False))[0]) for n in range(1, n_pages + 1)}
+
+
+def _render_dpi(scan_dpi: int) -> int:
+    return min(max(scan_dpi, 72), MAX_DPI)
+
+
 def _embedded_scans(path: Path) -> dict[int, tuple[int, bool]]:
     """Per page: (dpi, is_colour) of the largest embedded image, from `pdfimages -list`."""
     try:
@@ -212,7 +225,7 @@ def _read_pdf(path: Path, numbers: list[int] | None, max_pixels: int = MAX_PIXEL
         if not 1 <= number <= n_pages:
             raise CorruptFileError(f"there is no page {number} (the PDF has {n_pages})", file=str(path))
         dpi, colour = scans.get(number, (DEFAULT_DPI, False))
-        dpi = min(max(dpi, 72), MAX_DPI)
+        dpi = _render_dpi(dpi)
         width_pt, height_pt = sizes.get(number) or _page_size_points(info)
         if (width_pt * dpi / 72) * (height_pt * dpi / 72) > max_pixels:
             raise PageTooLargeError(

@@ -43,6 +43,8 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
     # not measured, and the end-to-end ratio is shown instead.
     assert re.search(rf"^{re.escape(TARGETS[2][0])}.*not measured$", out, re.M)
     assert re.search(r"^  2 workers vs 1 end to end on these 2 pages, start included: \d+\.\d\dx$", out, re.M)
+    # seed-2 is a 150-dpi scan: pages per minute is said to be measured off the target's 200-300 dpi.
+    assert "these pages are 150-200 dpi; the target is set for 200-300 dpi pages (--dpi 200-300)" in out
 
     written = json.loads(figures.read_text(encoding="utf-8"))
     assert written["pages"] == 2
@@ -57,3 +59,18 @@ def test_throughput_once_running_leaves_out_the_start_and_keeps_the_tail():
     # The last page alone (the tail) still counts: 5 pages after the first two took 6 s.
     assert steady_seconds_per_page((3.0, 3.1, 5.0, 5.1, 7.0, 7.1, 9.0), workers=2) == (9.0 - 3.1) / 5
     assert steady_seconds_per_page((3.0, 3.1), workers=2) is None
+
+
+def test_only_pages_of_the_asked_dpi_are_chosen(tmp_path):
+    from bench.speed import choose_documents, dpi_range
+    from pipeline.read import pdf_page_dpis
+
+    scans = ROOT / "fixtures" / "scans"
+    by_dpi = {path.name: set(pdf_page_dpis(path).values()) for path in sorted(scans.glob("*.pdf"))}
+    for name, dpis in by_dpi.items():  # each page at the dpi it was scanned at, as the generator recorded it
+        truth = json.loads((ROOT / "fixtures" / "truth" / name.replace(".pdf", ".json")).read_text(encoding="utf-8"))
+        assert dpis == {page["scan"]["dpi"] for page in truth["pages"]}, name
+    low, high = dpi_range("200-300")
+    chosen = {path.name for path in choose_documents(scans, None, (low, high))}
+    assert chosen == {name for name, dpis in by_dpi.items() if all(low <= d <= high for d in dpis)}
+    assert chosen and chosen != set(by_dpi)
