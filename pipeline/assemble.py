@@ -49,8 +49,8 @@ def _key(text: str) -> str:
 @lru_cache(maxsize=1 << 16)
 def label_similarity(text: str, label: str, at_least: float = 0.0) -> float:
     """How alike a cell's text and a label are (difflib's ratio, 0..1), or 0.0 when their
-    lengths alone keep it under ``at_least``: searching a page for a label compares it with
-    every cell, ~3,000 comparisons a page, and most differ in length too much to match."""
+    lengths alone keep it from exceeding ``at_least``: searching a page for a label compares
+    it with every cell, ~3,000 comparisons a page, and most differ in length too much to match."""
     a, b = _key(text), _key(label)
     if not a or not b:
         return 0.0
