@@ -270,7 +270,10 @@ def run_img2table(images: list[PageImage], python: Path, work: Path) -> tuple[Co
         raise RuntimeError(f"img2table worker failed: {(work / 'img2table.stderr').read_text()[-2000:]}")
     results = json.loads(out.read_text(encoding="utf-8"))
     found = sum(1 for r in results if r["tables"])
+    errors = [r["error"] for r in results if r.get("error")]
     note = f"tables found on {found}/{len(images)} pages; extraction alone {sum(r['seconds'] for r in results):.1f} s"
+    if errors:
+        note += f"; img2table itself failed on {len(errors)} page(s), read as finding nothing ({errors[0][:120]})"
     return ContenderRun(timed.seconds, timed.peak_rss, len(images), note), {
         image: result["cells"] for image, result in zip(images, results)
     }

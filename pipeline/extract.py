@@ -22,6 +22,7 @@ from pipeline.blank import is_blank
 from pipeline.errors import BlankPageError, DuplicateFileError, FormscanError, TooManyPagesError
 from pipeline.grid import Box, Cell, Grid, detect_grid
 from pipeline.lexicon import Lexicon
+from pipeline.memory import release_freed_memory
 from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText, comparable
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
@@ -202,7 +203,19 @@ def extract_page_full(
     page: Page, reader: CellReader, lexicon: Lexicon | None = None, templates: Sequence[Template] | None = None
 ) -> PageExtraction:
     """``lexicon``: the terms near-miss readings snap to; the form's built-in vocabulary if None.
-    ``templates``: the forms the page may be (see ``read_cells``); the project form's alone if None."""
+    ``templates``: the forms the page may be (see ``read_cells``); the project form's alone if None.
+
+    The memory the page's work freed goes back to the system before it returns (``pipeline.memory``):
+    every caller reads page after page in a long-lived worker."""
+    try:
+        return _extract_page_full(page, reader, lexicon, templates)
+    finally:
+        release_freed_memory()
+
+
+def _extract_page_full(
+    page: Page, reader: CellReader, lexicon: Lexicon | None, templates: Sequence[Template] | None
+) -> PageExtraction:
     source = SourceRef(file=page.source, page=page.number)
     try:
         if is_blank(page.image):

@@ -253,3 +253,33 @@ def test_another_view_of_the_cell_vouches_for_the_figures_after_a_comparator(rea
     views = CellText("≥85%", 0.9, "paddle", {**readings, "tesseract_40px": "之859%"})
     got = settle_comparator(cell, views, "之859")
     assert (got.source, got.text) == ("comparator_glyph", "≥85%")
+
+
+def test_detection_sees_a_high_dpi_cell_scaled_down_and_recognition_reads_it_whole(reader):
+    # seed-3 is a 300-dpi scan. PP-OCR's detection gets its multi-line cells at DETECTION_DPI; the
+    # boxes come back in the cell's own pixels, and the lines cut there read as the form prints them.
+    from pipeline import ocr
+
+    image, page, cells = page_cells("seed-3")
+    assert page.dpi == 300
+    detector = reader.paddle._detector
+    seen = []
+    inner = detector._detector
+
+    def spy(img):
+        seen.append(img.shape[:2])
+        return inner(img)
+
+    paragraphs = [(prepare_cell(image, cell.box, page.dpi), printed) for cell, printed in cells
+                  if printed.count("\n") >= 1 and len(printed.replace("\n", "")) > 6]
+    assert len(paragraphs) >= 3
+    detector._detector = spy
+    try:
+        for cell, printed in paragraphs:
+            seen.clear()
+            got = reader.paddle.read(cell)
+            height, width = cell.image.shape
+            assert seen and seen[0][1] <= round(width * ocr.DETECTION_DPI / 300) + 1  # scaled down
+            assert ocr.comparable(repair_text(got.text)) == ocr.comparable(repair_text(printed))
+    finally:
+        detector._detector = inner

@@ -81,6 +81,7 @@ def test_only_tesseract_reading_is_not_trusted():
 def test_pp_ocr_answers_in_traditional_characters_are_read_as_the_simplified_form_prints():
     engine = PaddleEngine.__new__(PaddleEngine)  # the real converter, a stand-in for the model
     engine._simplified = OpenCC("t2s").convert
+    engine._detector = SimpleNamespace(dpi=0)  # told each cell's dpi; the stand-in model ignores it
     engine._ocr = lambda image, **_: SimpleNamespace(
         boxes=[[(0, 0), (90, 0), (90, 20), (0, 20)]], txts=("個別服務對象對辦理時限提出意見",), scores=(0.97,)
     )
