@@ -225,6 +225,7 @@ def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool =
     """
     before, after = _sides(gray, max(3, int(round(SIDE_MM * ppm))), horizontal)
     paper = np.minimum(before, after)
+    del before, after
     absolute = cv2.subtract(paper, gray)
     relative = cv2.divide(absolute, paper, scale=255)
     if faint:
@@ -248,7 +249,7 @@ def _threshold(dark: np.ndarray) -> int:
 
 @dataclass
 class _Masks:
-    long: np.ndarray  # straight runs >= OPEN_MM: finds the rules
+    long: np.ndarray | None  # straight runs >= OPEN_MM: finds the rules (dropped once they are found)
     strokes: np.ndarray  # straight runs >= SHORT_OPEN_MM, thick blobs cut out: text strokes too
     dark: np.ndarray  # every pixel dark enough: measures edge coverage (keeps stubs of broken rules)
 
@@ -265,8 +266,16 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = Fa
         return cv2.getStructuringElement(cv2.MORPH_RECT, (1, n) if horizontal else (n, 1))
 
     relative, absolute = _line_darkness(gray, ppm, horizontal, faint)
-    smooth_abs = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
-    strokes = (smooth_abs >= _threshold(smooth_abs)).astype(np.uint8)
+    # Coverage is judged on the relative darkness: where a grey seal lies over a rule,
+    # the rule keeps its contrast ratio to the seal though not its absolute difference.
+    # (Each page-sized array is let go as soon as it is used: at 300 dpi each is 9 MB.)
+    smooth = cv2.blur(relative, (s, 1) if horizontal else (1, s))
+    del relative
+    dark = (smooth >= _threshold(smooth)).astype(np.uint8)
+    smooth = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
+    del absolute
+    strokes = (smooth >= _threshold(smooth)).astype(np.uint8)
+    del smooth
     strokes = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
     # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
     # keeps a rule that a seal arc touches from being dropped with it.
@@ -274,10 +283,6 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = Fa
     long = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(9, int(round(OPEN_MM * ppm)))))
     # Re-join pieces split by noise or the cut-outs above.
     long = cv2.morphologyEx(long, cv2.MORPH_CLOSE, along(k_join))
-    # Coverage is judged on the relative darkness: where a grey seal lies over a rule,
-    # the rule keeps its contrast ratio to the seal though not its absolute difference.
-    smooth_rel = cv2.blur(relative, (s, 1) if horizontal else (1, s))
-    dark = (smooth_rel >= _threshold(smooth_rel)).astype(np.uint8)
     return _Masks(long, strokes, dark)
 
 
@@ -892,6 +897,7 @@ def _page_rules(gray: np.ndarray, ppm: float, faint: bool) -> _PageRules:
     v_masks = _line_masks(gray, ppm, horizontal=False, faint=faint)
     h_segs = _segments(h_masks.long, True, ppm, h_masks.strokes)
     v_segs = _segments(v_masks.long, False, ppm, v_masks.strokes)
+    h_masks.long = v_masks.long = None  # found the rules; only ``dark`` and ``strokes`` are looked at again
     tol = CLUSTER_MM * ppm
     h_rules, v_rules = _accept(_cluster(h_segs, tol), _cluster(v_segs, tol), ppm)
     return _PageRules(h_masks, v_masks, h_rules, v_rules)
