@@ -208,7 +208,6 @@ def extract_page_full(
     The memory each step freed goes back to the system before the next big one and before it returns
     (``pipeline.memory``): every caller reads page after page in a long-lived worker, and at 300 dpi
     what glibc kept from one step added to the next step's own peak took a worker over 600 MB."""
-    release_freed_memory()  # what rendering the page left
     try:
         return _extract_page_full(page, reader, lexicon, templates)
     finally:

@@ -4,7 +4,7 @@ A 300-dpi page passes through ~100 MB of short-lived arrays (rule masks, label i
 crops, the engines' buffers). glibc keeps what is freed in its arenas for reuse, and a
 worker's resident size after a page crept from 455 to 590 MB over 25 such pages, so that
 its peak went to ~650 MB (detection of the grid alone takes ~110 MB more for a moment).
-Trimmed between the steps of a page and after it, a worker peaked at 600 MB on those pages
+Trimmed before the grid, before reading and after the page, a worker peaked at 600 MB on those pages
 (with the grid's masks let go as soon as they are used: 575 MB in one process). A trim takes
 well under a millisecond. Elsewhere than glibc this does nothing.
 """

@@ -111,8 +111,8 @@ class TesseractEngine:
             _, image = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         psm = tesserocr.PSM.SINGLE_LINE if len(cell.line_spans) <= 1 else tesserocr.PSM.SINGLE_BLOCK
         self._api.SetPageSegMode(psm)
-        # Raw bytes: through a PIL image, tesserocr encodes a BMP in Python for every call.
-        image = np.ascontiguousarray(image)
+        # Raw bytes (tobytes() is row-major whatever the array's layout): through a PIL image,
+        # tesserocr encodes a BMP in Python for every call.
         self._api.SetImageBytes(image.tobytes(), image.shape[1], image.shape[0], 1, image.shape[1])
         text = self._api.GetUTF8Text().strip()
         confidence = max(0.0, self._api.MeanTextConf() / 100.0)

@@ -178,11 +178,13 @@ def pdf_page_dpis(path: str | Path) -> dict[int, int]:
     path = Path(path)
     n_pages = int(_pdf_info(path).get("Pages", 0))
     scans = _embedded_scans(path)
-    return {n: _render_dpi(scans.get(n, (DEFAULT_DPI, False))[0]) for n in range(1, n_pages + 1)}
+    return {n: _rendering(scans, n)[0] for n in range(1, n_pages + 1)}
 
 
-def _render_dpi(scan_dpi: int) -> int:
-    return min(max(scan_dpi, 72), MAX_DPI)
+def _rendering(scans: dict[int, tuple[int, bool]], number: int) -> tuple[int, bool]:
+    """(dpi, in colour) page ``number`` is rendered at, from its embedded scan (``_embedded_scans``)."""
+    dpi, colour = scans.get(number, (DEFAULT_DPI, False))
+    return min(max(dpi, 72), MAX_DPI), colour
 
 
 def _embedded_scans(path: Path) -> dict[int, tuple[int, bool]]:
@@ -224,8 +226,7 @@ def _read_pdf(path: Path, numbers: list[int] | None, max_pixels: int = MAX_PIXEL
     for number in numbers or range(1, n_pages + 1):
         if not 1 <= number <= n_pages:
             raise CorruptFileError(f"there is no page {number} (the PDF has {n_pages})", file=str(path))
-        dpi, colour = scans.get(number, (DEFAULT_DPI, False))
-        dpi = _render_dpi(dpi)
+        dpi, colour = _rendering(scans, number)
         width_pt, height_pt = sizes.get(number) or _page_size_points(info)
         if (width_pt * dpi / 72) * (height_pt * dpi / 72) > max_pixels:
             raise PageTooLargeError(
