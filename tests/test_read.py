@@ -78,3 +78,114 @@ def test_folders_are_searched_for_documents(tmp_path):
     (tmp_path / "readme.txt").write_text("skip me")
     found = list_documents([tmp_path])
     assert sorted(p.name for p in found) == ["x.png", "y.pdf"]
+
+
+# --- a page that is only its scan is taken from the scan's own bytes --------------------------------------
+
+def scan_like(size=(827, 1169), mode="L", seed=0) -> Image.Image:
+    """An A4 page at 100 dpi with ruled boxes, blocks of 'text' and paper noise: enough structure that a
+    mirrored or shifted copy of it differs."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(235, 6, (size[1], size[0])), 0, 255).astype(np.uint8)
+    pixels[100:103, 80:750] = 20
+    pixels[100:900, 80:83] = 20
+    for k in range(12):
+        pixels[130 + 60 * k : 150 + 60 * k, 100 : 160 + 35 * k] = 40
+    img = Image.fromarray(pixels)
+    if mode == "RGB":
+        img = img.convert("RGB")
+        img.paste((200, 30, 30), (500, 500, 650, 650))  # a red seal
+    return img
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """The resolutions poppler is asked to render pages at while the test runs."""
+    import pdf2image
+
+    asked: list[int] = []
+    real = pdf2image.convert_from_path
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("dpi"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pdf2image, "convert_from_path", spy)
+    return asked
+
+
+def scan_in(path) -> np.ndarray:
+    """The pixels of the PDF's only image, its JPEG bytes decoded by Pillow."""
+    import io
+
+    from pypdf import PdfReader
+
+    (image,) = PdfReader(str(path)).pages[0]["/Resources"]["/XObject"].values()
+    return np.asarray(Image.open(io.BytesIO(image.get_object().get_data())).convert("RGB"))
+
+
+def rendered(path, dpi, grey=True) -> np.ndarray:
+    from pdf2image import convert_from_path
+
+    (page,) = convert_from_path(str(path), dpi=dpi, grayscale=grey)
+    return np.asarray(page)
+
+
+def test_a_page_that_is_only_its_scan_is_read_from_the_scan_without_rendering_it(tmp_path, renders):
+    from tests.hostile_inputs import save_pdf
+
+    path = save_pdf(tmp_path / "scan.pdf", [scan_like()], dpi=100)
+    (page,) = read_pages(path)
+    assert renders == [24]  # only the thumbnail that vouches for the scan
+    assert page.dpi == 100 and page.image.shape == (1169, 827)
+    assert (page.image == scan_in(path)[:, :, 0]).all()
+
+
+def test_a_colour_scan_taken_from_its_bytes_keeps_the_red_channel(tmp_path, renders):
+    from tests.hostile_inputs import save_pdf
+
+    path = save_pdf(tmp_path / "colour.pdf", [scan_like(mode="RGB")], dpi=100)
+    (page,) = read_pages(path)
+    assert renders == [24] and page.was_colour
+    assert page.image[575, 575] >= 190  # the seal nearly vanishes
+    assert page.image[140, 120] <= 60  # black print stays
+    assert (page.image == scan_in(path)[:, :, 0]).all()
+
+
+def test_an_invisible_text_layer_over_the_scan_still_lets_the_scan_be_taken(tmp_path, renders):
+    from tests.hostile_inputs import save_pdf, with_text_layer
+
+    source = save_pdf(tmp_path / "scan.pdf", [scan_like()], dpi=100)
+    path = with_text_layer(tmp_path / "ocred.pdf", source, ["Project performance self-evaluation"] * 20)
+    (page,) = read_pages(path)
+    assert renders == [24]
+    assert (page.image == scan_in(source)[:, :, 0]).all()
+
+
+@pytest.mark.parametrize("how", ["mirrored", "visible text over it", "turned", "inside a margin"])
+def test_a_page_that_is_more_than_its_scan_is_rendered(tmp_path, renders, how):
+    from tests.hostile_inputs import placed_scan_pdf, rotated_pdf, save_pdf, with_text_layer
+
+    scan = scan_like()
+    plain = save_pdf(tmp_path / "plain.pdf", [scan], dpi=100)
+    path = {
+        "mirrored": lambda: placed_scan_pdf(tmp_path / "m.pdf", scan, 100, mirrored=True),
+        "visible text over it": lambda: with_text_layer(
+            tmp_path / "t.pdf", plain, ["ARCHIVE 2021-0042 " * 3] * 30, invisible=False
+        ),
+        "turned": lambda: rotated_pdf(tmp_path / "r.pdf", plain, 90),
+        "inside a margin": lambda: placed_scan_pdf(tmp_path / "i.pdf", scan, 100, margin_pt=36),
+    }[how]()
+    (page,) = read_pages(path)
+    assert 100 in renders  # rendered at the scan's resolution
+    assert (page.image == rendered(path, 100)).all()
+
+
+def test_the_hand_placed_scan_is_taken_as_is_when_placed_plainly(tmp_path, renders):
+    """The control for the mirrored case above: the same hand-written file, placed plainly, is taken."""
+    from tests.hostile_inputs import placed_scan_pdf
+
+    path = placed_scan_pdf(tmp_path / "p.pdf", scan_like(), 100)
+    (page,) = read_pages(path)
+    assert renders == [24]
+    assert (page.image == scan_in(path)[:, :, 0]).all()

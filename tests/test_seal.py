@@ -102,3 +102,18 @@ def test_the_blurred_edge_of_print_under_a_grey_seal_stays():
     assert (erased[edge] == 125).mean() > 0.95
     ring = seal_mask & (stamped > 150)
     assert (erased[ring] > 230).mean() > 0.95  # while the seal's own ink, lighter still, goes
+
+
+def test_a_seal_whose_circle_was_found_off_centre_is_verified_about_its_true_centre():
+    # The circle search works on a 60-dpi copy: a pixel off there is 0.4 mm; the ring band is +-0.6 mm.
+    from pipeline.seal import _paper_level, _ring_at, _verify_ring
+
+    stamped, clean, _, centre, radius = page_with_seal()
+    x, y = centre[0] + 1.2 * MM, centre[1] - 0.9 * MM
+    paper = _paper_level(stamped)
+    alone, coverage = _ring_at(stamped, x, y, radius, DPI, paper)
+    assert alone is None and coverage < 0.8  # about the centre as found, the ring is not inked all round
+    seal = _verify_ring(stamped, x, y, radius, DPI, paper)
+    assert seal is not None
+    assert abs(seal.x - centre[0]) <= 1 * MM and abs(seal.y - centre[1]) <= 1 * MM  # the ring within its band
+    assert _verify_ring(clean, x, y, radius, DPI, _paper_level(clean)) is None  # the table alone is no ring
