@@ -1,10 +1,8 @@
 """Read a document into pages, one page in memory at a time.
 
 PDFs go through pdf2image (poppler) at the resolution of the scan embedded in
-each page, so nothing is resampled. A page that is nothing but its scan is not
-rendered at all: the scan's own pixels are taken out of the PDF (``pdfimages``)
-and checked against a thumbnail rendering (``_scan_as_rendered``). Images (PNG,
-JPEG, TIFF, multi-page TIFF) go through Pillow. A colour page is reduced to its red channel: black print
+each page, so nothing is resampled; images (PNG, JPEG, TIFF, multi-page TIFF)
+go through Pillow. A colour page is reduced to its red channel: black print
 stays black there while a red official seal nearly vanishes, which is what
 every later stage wants.
 """
@@ -15,13 +13,11 @@ import hashlib
 import re
 import stat
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -185,127 +181,35 @@ def pdf_page_dpis(path: str | Path) -> dict[int, int]:
     return {n: _rendering(scans, n)[0] for n in range(1, n_pages + 1)}
 
 
-@dataclass(frozen=True)
-class EmbeddedScan:
-    """The largest image on a PDF page, as ``pdfimages -list`` describes it."""
-
-    dpi: int
-    colour: bool
-    width: int  # pixels
-    height: int
-    alone: bool  # the page's only image (no mask, no second image), 8-bit grey or RGB, JPEG- or Flate-coded,
-    # at one resolution both ways: a candidate for taking its pixels as they are (``_scan_pixels``)
-
-
-def _rendering(scans: dict[int, EmbeddedScan], number: int) -> tuple[int, bool]:
+def _rendering(scans: dict[int, tuple[int, bool]], number: int) -> tuple[int, bool]:
     """(dpi, in colour) page ``number`` is rendered at, from its embedded scan (``_embedded_scans``)."""
-    scan = scans.get(number)
-    dpi, colour = (scan.dpi, scan.colour) if scan else (DEFAULT_DPI, False)
+    dpi, colour = scans.get(number, (DEFAULT_DPI, False))
     return min(max(dpi, 72), MAX_DPI), colour
 
 
-def _embedded_scans(path: Path) -> dict[int, EmbeddedScan]:
-    """Per page: its largest embedded image, from `pdfimages -list`."""
+def _embedded_scans(path: Path) -> dict[int, tuple[int, bool]]:
+    """Per page: (dpi, is_colour) of the largest embedded image, from `pdfimages -list`."""
     try:
         out = subprocess.run(
             ["pdfimages", "-list", str(path)], capture_output=True, text=True, timeout=60, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {}
-    best: dict[int, EmbeddedScan] = {}
-    rows: dict[int, int] = {}  # images, masks and stencils on each page
+    best: dict[int, tuple[int, int, bool]] = {}
     for line in out.splitlines()[2:]:
         cols = line.split()
         # page num type width height color comp bpc enc interp object ID x-ppi y-ppi size ratio
-        if len(cols) < 14 or not cols[0].isdigit():
+        if len(cols) < 14 or not cols[0].isdigit() or cols[2] != "image":
             continue
-        page = int(cols[0])
-        rows[page] = rows.get(page, 0) + 1
-        if cols[2] != "image":
-            continue
-        width, height, colour_space, components, bits, encoding = int(cols[3]), int(cols[4]), *cols[5:9]
+        page, width, height = int(cols[0]), int(cols[3]), int(cols[4])
         try:
-            x_ppi, y_ppi = float(cols[12]), float(cols[13])
+            ppi = round(float(cols[12]))
         except ValueError:
             continue
-        if page in best and width * height <= best[page].width * best[page].height:
-            continue
-        plain = (
-            colour_space in ("gray", "rgb", "icc") and components in ("1", "3") and bits == "8"
-            and encoding in ("jpeg", "image") and round(x_ppi) == round(y_ppi)
-        )
-        best[page] = EmbeddedScan(round(x_ppi), colour_space not in ("gray", "index"), width, height, plain)
-    return {
-        page: EmbeddedScan(s.dpi, s.colour, s.width, s.height, s.alone and rows[page] == 1)
-        for page, s in best.items()
-    }
-
-
-# The thumbnail a scan's own pixels are checked against, and how far they may differ from it. Both are
-# smoothed first (3x3): rendering may drop or repeat a pixel row where the page's size in points does not
-# give the scan's pixels exactly, and a sharp edge then moves a quarter of a thumbnail pixel. So smoothed,
-# no thumbnail pixel of 570 generated pages differed from their scan's by more than 24 grey levels; their
-# scans mirrored, at least 5.5 % of them did.
-THUMBNAIL_DPI = 24
-THUMBNAIL_MAX_DIFFERING = 0.002
-
-
-def _scan_pixels(
-    path: Path, number: int, scan: EmbeddedScan, dpi: int, colour: bool, page_points: tuple[float, float],
-    rotation: int | None,
-) -> np.ndarray | None:
-    """The page as rendering it at ``dpi`` would give it, straight from its scan's bytes; None where that
-    cannot be vouched for (the page is then rendered).
-
-    Rendering a page that is only its scan at the scan's own resolution gives at best the scan's pixels
-    back, at ~5x the cost: at 280 dpi pdftoppm took 0.23 s a page, taking the JPEG out and decoding it
-    0.03 s, the thumbnail check 0.04 s. At worst it resamples them: a row dropped or repeated where the
-    page's size in points does not give the scan's pixels exactly, a colour scan shifted half a pixel.
-
-    Taken only when the scan is the page's only image, fills the page exactly, the page is not turned,
-    and a thumbnail rendering of the page agrees: a scan placed mirrored or inverted, or anything drawn
-    over it large enough to show at THUMBNAIL_DPI, shows there.
-    """
-    width_pt, height_pt = page_points
-    if not scan.alone or rotation is None or rotation % 360 or scan.dpi != dpi:
-        return None
-    if abs(scan.width - width_pt * dpi / 72) > 1 or abs(scan.height - height_pt * dpi / 72) > 1:
-        return None
-    with tempfile.TemporaryDirectory(prefix="formscan-scan-") as folder:
-        try:
-            subprocess.run(
-                ["pdfimages", "-j", "-f", str(number), "-l", str(number), str(path), f"{folder}/scan"],
-                capture_output=True, timeout=POPPLER_TIMEOUT_S, check=True,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        files = list(Path(folder).iterdir())
-        if len(files) != 1:
-            return None
-        # A JPEG's EXIF orientation means nothing inside a PDF.
-        flags = (cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE) | cv2.IMREAD_IGNORE_ORIENTATION
-        pixels = cv2.imread(str(files[0]), flags)
-    if pixels is None or pixels.shape[:2] != (scan.height, scan.width):
-        return None
-    grey = np.ascontiguousarray(pixels[:, :, 2]) if colour else pixels  # the red channel, as _to_grey keeps
-    return grey if _scan_as_rendered(path, number, grey, colour) else None
-
-
-def _scan_as_rendered(path: Path, number: int, grey: np.ndarray, colour: bool) -> bool:
-    """Does a thumbnail rendering of the page look like ``grey`` shrunk to its size?"""
-    from pdf2image import convert_from_path
-
-    try:
-        (thumbnail,) = convert_from_path(
-            str(path), dpi=THUMBNAIL_DPI, first_page=number, last_page=number, grayscale=not colour,
-            timeout=POPPLER_TIMEOUT_S,
-        )
-    except Exception:  # poppler's failures come as generic errors; rendering the page will name it
-        return False
-    expected = _to_grey(thumbnail)
-    shrunk = cv2.resize(grey, (expected.shape[1], expected.shape[0]), interpolation=cv2.INTER_AREA)
-    difference = cv2.absdiff(cv2.blur(shrunk, (3, 3)), cv2.blur(expected, (3, 3)))
-    return float(np.mean(difference > 24)) <= THUMBNAIL_MAX_DIFFERING
+        area = width * height
+        if page not in best or area > best[page][0]:
+            best[page] = (area, ppi, cols[5] not in ("gray", "index"))
+    return {page: (ppi, colour) for page, (_, ppi, colour) in best.items()}
 
 
 def _read_pdf(path: Path, numbers: list[int] | None, max_pixels: int = MAX_PIXELS) -> Iterator[Page]:
@@ -318,7 +222,6 @@ def _read_pdf(path: Path, numbers: list[int] | None, max_pixels: int = MAX_PIXEL
     if n_pages < 1:
         raise CorruptFileError("the PDF has no pages", file=str(path))
     sizes = _page_sizes_points(info)
-    rotations = _page_rotations(info)
     scans = _embedded_scans(path)
     for number in numbers or range(1, n_pages + 1):
         if not 1 <= number <= n_pages:
@@ -332,13 +235,6 @@ def _read_pdf(path: Path, numbers: list[int] | None, max_pixels: int = MAX_PIXEL
                 file=str(path),
                 page=number,
             )
-        if number in scans:
-            pixels = _scan_pixels(
-                path, number, scans[number], dpi, colour, (width_pt, height_pt), rotations.get(number)
-            )
-            if pixels is not None:
-                yield Page(str(path), number, pixels, dpi, colour)
-                continue
         try:
             rendered = convert_from_path(
                 str(path), dpi=dpi, first_page=number, last_page=number, grayscale=not colour,
@@ -365,16 +261,6 @@ def _page_sizes_points(info: dict) -> dict[int, tuple[float, float]]:
             if size != (0.0, 0.0):
                 sizes[int(match.group(1))] = size
     return sizes
-
-
-def _page_rotations(info: dict) -> dict[int, int]:
-    """Per-page /Rotate from pdfinfo run with a page range (keys like ``Page    3 rot``)."""
-    rotations = {}
-    for key, value in info.items():
-        match = re.fullmatch(r"Page\s+(\d+) rot", key)
-        if match and str(value).strip().lstrip("-").isdigit():
-            rotations[int(match.group(1))] = int(str(value).strip())
-    return rotations
 
 
 def _page_size_points(info: dict) -> tuple[float, float]:

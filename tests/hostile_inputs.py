@@ -166,12 +166,11 @@ def _text_overlay(width: float, height: float, lines: list[str], invisible: bool
     return overlay
 
 
-def with_text_layer(path: Path, source: Path, lines: list[str], invisible: bool = True) -> Path:
-    """The scan with a text layer over it: invisible, as OCR software leaves one (the text may be wrong), or
-    visible, as an archive system stamps a reference number on a page."""
+def with_text_layer(path: Path, source: Path, lines: list[str]) -> Path:
+    """The scan with an invisible text layer over it, as OCR software leaves one (the text may be wrong)."""
     writer = PdfWriter(clone_from=str(source))
     for page in writer.pages:
-        page.merge_page(_text_overlay(page.mediabox.width, page.mediabox.height, lines, invisible=invisible))
+        page.merge_page(_text_overlay(page.mediabox.width, page.mediabox.height, lines, invisible=True))
     with path.open("wb") as handle:
         writer.write(handle)
     return path
@@ -185,47 +184,6 @@ def text_only_pdf(path: Path, lines: list[str]) -> Path:
     with path.open("wb") as handle:
         writer.write(handle)
     return path
-
-
-def write_pdf(path: Path, objects: list[bytes]) -> Path:
-    """A PDF of the given object bodies, numbered from 1 (1 is the catalog), with a correct xref table."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    path.write_bytes(bytes(out))
-    return path
-
-
-def placed_scan_pdf(path: Path, scan: Image.Image, dpi: int, *, mirrored: bool = False, margin_pt: float = 0) -> Path:
-    """One page holding ``scan`` as a JPEG at ``dpi``, written by hand to control how it is placed: mirrored
-    left to right by the page's drawing matrix (the file's pixels then differ from what the page shows), or
-    inside a margin of ``margin_pt`` points."""
-    import io
-
-    jpeg = io.BytesIO()
-    scan.save(jpeg, "JPEG", quality=90)
-    w, h = scan.width * 72 / dpi, scan.height * 72 / dpi
-    left, width = (w + margin_pt, -w) if mirrored else (margin_pt, w)
-    matrix = f"{width:.4f} 0 0 {h:.4f} {left:.4f} {margin_pt}"
-    content = f"q {matrix} cm /Im0 Do Q".encode()
-    space = "/DeviceRGB" if scan.mode == "RGB" else "/DeviceGray"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {w + 2 * margin_pt:.4f} {h + 2 * margin_pt:.4f}] "
-        "/Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>".encode(),
-        f"<< /Type /XObject /Subtype /Image /Width {scan.width} /Height {scan.height} /ColorSpace {space} "
-        f"/BitsPerComponent 8 /Filter /DCTDecode /Length {len(jpeg.getvalue())} >>\nstream\n".encode()
-        + jpeg.getvalue() + b"\nendstream",
-        f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream",
-    ]
-    return write_pdf(path, objects)
 
 
 def huge_page_pdf(path: Path, side_px: int = 20_000, dpi: int = 100) -> Path:
@@ -245,7 +203,17 @@ def huge_page_pdf(path: Path, side_px: int = 20_000, dpi: int = 100) -> Path:
     ]
     draw = f"q {points:.0f} 0 0 {points:.0f} 0 0 cm /Im0 Do Q".encode()
     objects.append(f"<< /Length {len(draw)} >>\nstream\n".encode() + draw + b"\nendstream")
-    return write_pdf(path, objects)
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+    return path
 
 
 def png_bomb(path: Path, side_px: int = 40_000) -> Path:
