@@ -79,7 +79,7 @@ TARGETS = (
     ("formscan / Tesseract pass, per page (1 worker)", "<= 1.0", lambda v: v <= 1.0),
     ("formscan / img2table, per page (1 worker)", "<= 0.9", lambda v: v <= 0.9),
     ("2 workers vs 1 worker, throughput once running", ">= 1.8x", lambda v: v >= 1.8),
-    ("pages per minute, 2 workers", ">= 40", lambda v: v >= 40),
+    ("pages per minute, 2 workers, once running", ">= 40", lambda v: v >= 40),
     ("peak RSS per worker, MB", "<= 600", lambda v: v <= 600),
     ("RSS growth over the long run, %", "<= 10", lambda v: v <= 10),
 )
@@ -585,7 +585,7 @@ def target_figures(contenders: dict[str, ContenderRun], long_run: LongRun | None
         one.seconds_per_page / i2t.seconds_per_page if one and i2t else None,
         one.steady_seconds_per_page / two.steady_seconds_per_page
         if one and two and one.steady_seconds_per_page and two.steady_seconds_per_page else None,
-        60 / two.seconds_per_page if two else None,
+        60 / two.steady_seconds_per_page if two and two.steady_seconds_per_page else None,
         max(r.peak_rss for r in (one, two) if r) / 2**20 if one or two else None,
         long_run.growth * 100 if long_run else None,
     )
@@ -609,6 +609,9 @@ def print_targets(figures: dict[str, float | None], contenders: dict[str, Conten
     if one and two:
         # Throughput is what a long batch sees; a short run also pays the start once per run.
         print(f"  2 workers vs 1 end to end on these {one.pages} pages, start included: {one.seconds / two.seconds:.2f}x")
+    if two:
+        print(f"  pages per minute, 2 workers, end to end on these {two.pages} pages, start included: "
+              f"{60 / two.seconds_per_page:.1f}")
     if dpis and not TARGET_DPI[0] <= min(dpis) <= max(dpis) <= TARGET_DPI[1]:
         print(f"  pages per minute: these pages are {min(dpis)}-{max(dpis)} dpi; the target is set for "
               f"{TARGET_DPI[0]}-{TARGET_DPI[1]} dpi pages (--dpi {TARGET_DPI[0]}-{TARGET_DPI[1]})")

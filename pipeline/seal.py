@@ -74,7 +74,8 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
     the ring then leaves the band on one side and covers, say, 0.77 of the way round instead of all of it.
     A centre whose ring is inked over PARTLY_INKED of the way round is searched around in 0.5 mm steps,
     nearest first; a false circle from the table's rules and text stays under RING_COVERAGE wherever it is
-    put. (On 60 development pages: 35 of 42 seals found against 32, none false, 7 ms a page more.)
+    put. (On 520 development, hard and calibration pages: 231 of 284 seals found against 202, none false,
+    ~10 ms a page more.)
     """
     seal, coverage = _ring_at(image, x, y, r, dpi, paper)
     if seal is not None or coverage < PARTLY_INKED:

@@ -40,9 +40,12 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
                          re.M), metric
     assert re.search(rf"^{re.escape(TARGETS[1][0])}.*not measured$", out, re.M)
     # Two pages, two workers: no page comes after both workers' first, so throughput once running is
-    # not measured, and the end-to-end ratio is shown instead.
+    # not measured (nor pages per minute once running), and the end-to-end figures are shown instead.
     assert re.search(rf"^{re.escape(TARGETS[2][0])}.*not measured$", out, re.M)
+    assert re.search(rf"^{re.escape(TARGETS[3][0])}.*not measured$", out, re.M)
     assert re.search(r"^  2 workers vs 1 end to end on these 2 pages, start included: \d+\.\d\dx$", out, re.M)
+    assert re.search(r"^  pages per minute, 2 workers, end to end on these 2 pages, start included: \d+\.\d$", out,
+                     re.M)
     # seed-2 is a 150-dpi scan: pages per minute is said to be measured off the target's 200-300 dpi.
     assert "these pages are 150-200 dpi; the target is set for 200-300 dpi pages (--dpi 200-300)" in out
 
