@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.speed import FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS, steady_seconds_per_page
+from bench.speed import (
+    FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS, ContenderRun, per_right_cell_ratios,
+    steady_seconds_per_page,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -49,6 +52,10 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
     # seed-2 is a 150-dpi scan: pages per minute is said to be measured off the target's 200-300 dpi.
     assert "these pages are 150-200 dpi; the target is set for 200-300 dpi pages (--dpi 200-300)" in out
 
+    # The truth being there, formscan is set against the Tesseract pass per cell text read right too.
+    assert re.search(rf"^  per cell text read right .*, formscan / {re.escape(TESSERACT_PASS)}: \d+\.\d\d(-\d+\.\d\d)?$",
+                     out, re.M)
+
     written = json.loads(figures.read_text(encoding="utf-8"))
     assert written["pages"] == 2
     assert set(written["contenders"]) == {FORMSCAN_1, FORMSCAN_2, TESSERACT_PASS}
@@ -77,3 +84,17 @@ def test_only_pages_of_the_asked_dpi_are_chosen(tmp_path):
     chosen = {path.name for path in choose_documents(scans, None, (low, high))}
     assert chosen == {name for name, dpis in by_dpi.items() if all(low <= d <= high for d in dpis)}
     assert chosen and chosen != set(by_dpi)
+
+
+def test_per_right_cell_ratios_charge_each_contender_for_what_it_reads_right():
+    runs = {FORMSCAN_1: ContenderRun(20.0, 0, 10), TESSERACT_PASS: ContenderRun(10.0, 0, 10),
+            IMG2TABLE: ContenderRun(15.0, 0, 10)}  # 2.0, 1.0 and 1.5 s a page
+    right = {FORMSCAN_1: (1.0, 1.0), TESSERACT_PASS: (0.5, 0.8), IMG2TABLE: (0.5, 0.5)}
+    ratios = per_right_cell_ratios(runs, right)
+    # formscan: 2.0 s per page all right. Tesseract: 1.0 s for half to 0.8 of the cells, 2.0 to 1.25 s a
+    # page's worth of right cells; img2table: 1.5 s for half, 3.0 s.
+    assert ratios[TESSERACT_PASS] == (1.0, 1.6)
+    assert ratios[IMG2TABLE] == (2.0 / 3.0, 2.0 / 3.0)
+    # Without img2table's run, or without truth, there is nothing to set against.
+    assert set(per_right_cell_ratios({k: v for k, v in runs.items() if k != IMG2TABLE}, right)) == {TESSERACT_PASS}
+    assert per_right_cell_ratios(runs, {}) == {}
