@@ -7,11 +7,6 @@ its peak went to ~650 MB (detection of the grid alone takes ~110 MB more for a m
 Trimmed before the grid, before reading and after the page, a worker peaked at 600 MB on those pages
 (with the grid's masks let go as soon as they are used: 575 MB in one process). A trim takes
 well under a millisecond. Elsewhere than glibc this does nothing.
-
-A worker's heap is also kept off transparent huge pages (``keep_off_huge_pages``): where the kernel
-backs every large enough mapping with 2 MB pages, a partly used one counts whole. 25 pages of
-200-300 dpi through one worker peaked at 588-602 MB without them against 599-612 MB with them
-(four runs each, the same records, the time within the runs' noise).
 """
 
 from __future__ import annotations
@@ -35,18 +30,3 @@ def release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
-
-
-PR_SET_THP_DISABLE = 41  # linux/prctl.h
-
-
-def keep_off_huge_pages() -> None:
-    """No transparent huge pages for this process and the ones it starts (Linux's ``prctl``; elsewhere
-    nothing). Called once by each long-lived reader (``pipeline.ocr.CellReader``)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None:
-            libc.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux
-        pass

@@ -21,7 +21,6 @@ from opencc import OpenCC
 
 from pipeline.cell_image import CellImage
 from pipeline.comparator import comparator_has_bar
-from pipeline.memory import keep_off_huge_pages
 from pipeline.repair import repair_text
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads only fight the workers
@@ -310,7 +309,6 @@ class CellReader:
     """Both engines, loaded once per worker and reused for every cell."""
 
     def __init__(self) -> None:
-        keep_off_huge_pages()  # a reader lives as long as its worker; before the engines' memory is taken
         self.tesseract = TesseractEngine()
         self.paddle = PaddleEngine()
 

@@ -283,16 +283,3 @@ def test_detection_sees_a_high_dpi_cell_scaled_down_and_recognition_reads_it_who
             assert ocr.comparable(repair_text(got.text)) == ocr.comparable(repair_text(printed))
     finally:
         detector._detector = inner
-
-
-def test_a_reader_keeps_its_process_off_transparent_huge_pages():
-    """A worker's resident size is what the peak-memory target measures; see pipeline/memory.py."""
-    import subprocess
-    import sys
-
-    probe = (
-        "import ctypes; from pipeline.ocr import CellReader; libc = ctypes.CDLL(None); "
-        "before = libc.prctl(42, 0, 0, 0, 0); CellReader(); print(before, libc.prctl(42, 0, 0, 0, 0))"
-    )  # 42: PR_GET_THP_DISABLE
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.split() == ["0", "1"]
