@@ -24,6 +24,14 @@ RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
 RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
 PARTLY_INKED = 0.6  # a circle inked this far round is worth searching around for a better centre
 CENTRE_SEARCH_MM = 1.5  # how far from the circle search's centre a seal's centre is looked for
+# The centres tried about a partly inked circle's, in mm, nearest first.
+_STEPS_MM = np.arange(-CENTRE_SEARCH_MM, CENTRE_SEARCH_MM + 0.01, 0.5)
+_CENTRE_OFFSETS_MM = sorted(
+    ((dx, dy) for dx in _STEPS_MM for dy in _STEPS_MM if dx or dy), key=lambda o: o[0] ** 2 + o[1] ** 2
+)
+# The ring is sampled at every degree.
+_ANGLES = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+_COS, _SIN = np.cos(_ANGLES), np.sin(_ANGLES)
 SEAL_MARGIN = 15  # grey levels below a grey seal's typical ink that are still its ink
 GHOST_MARGIN = 20  # grey levels below a ghost seal's typical ink that are still erased
 SEAL_INK_FLOOR = 125  # a ring darker than this is drawn in print, not stamped
@@ -81,9 +89,7 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
     if seal is not None or coverage < PARTLY_INKED:
         return seal
     per_mm = dpi / 25.4
-    steps = np.arange(-CENTRE_SEARCH_MM, CENTRE_SEARCH_MM + 0.01, 0.5)
-    offsets = sorted(((dx, dy) for dx in steps for dy in steps if dx or dy), key=lambda o: o[0] ** 2 + o[1] ** 2)
-    for dx, dy in offsets:
+    for dx, dy in _CENTRE_OFFSETS_MM:
         seal, _ = _ring_at(image, x + dx * per_mm, y + dy * per_mm, r, dpi, paper)
         if seal is not None:
             return seal
@@ -94,15 +100,14 @@ def _ring_at(image: np.ndarray, x: float, y: float, r: float, dpi: int, paper: f
     """The seal centred at (x, y) with the best-inked radius near ``r``, if one is inked nearly all the way
     round; and the largest share of the way round any radius was inked."""
     per_mm = dpi / 25.4
-    angles = np.linspace(0, 2 * np.pi, 360, endpoint=False)
     h, w = image.shape
     best: Seal | None = None
     best_coverage = RING_COVERAGE
     most = 0.0
     for radius in r + np.arange(-2.5, 2.6, 0.5) * per_mm:
         band = [radius + d for d in np.arange(-0.6, 0.61, 0.3) * per_mm]
-        xs = np.clip((x + np.outer(band, np.cos(angles))).astype(int), 0, w - 1)
-        ys = np.clip((y + np.outer(band, np.sin(angles))).astype(int), 0, h - 1)
+        xs = np.clip((x + np.outer(band, _COS)).astype(int), 0, w - 1)
+        ys = np.clip((y + np.outer(band, _SIN)).astype(int), 0, h - 1)
         darkest = image[ys, xs].min(axis=0)
         inked = darkest < paper - RING_CONTRAST
         coverage = float(inked.mean())
