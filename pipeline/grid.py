@@ -195,22 +195,33 @@ class _Rule:
         return total
 
 
-def _sides(gray: np.ndarray, d: int, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Lightest pixel in the d pixels just before / just after each pixel, across the line."""
-    kernel = np.ones((d, 1) if horizontal else (1, d), np.uint8)
-    m = cv2.dilate(gray, kernel)  # max over a centred window of d pixels
-    n = gray.shape[0 if horizontal else 1]
-    before = np.full_like(gray, 255)
-    after = np.full_like(gray, 255)
+def _paper_beside(gray: np.ndarray, d: int, horizontal: bool) -> np.ndarray:
+    """The paper level beside each pixel across the line: the darker of the lightest pixel in
+    the d pixels just before it and the lightest in the d just after (255 for a window whose middle
+    is off the page; one the edge cuts is what is left of it).
+
+    Both windows are shifted views of one dilation, so no page-sized array is made for each:
+    at 300 dpi every one is 9 MB, and the grid's arrays set a worker's peak memory."""
+    m = cv2.dilate(gray, np.ones((d, 1) if horizontal else (1, d), np.uint8))  # max over a centred window of d
+    axis = 0 if horizontal else 1
+    n = gray.shape[axis]
     lead = d - d // 2  # window [p-d, p-1] is centred at p - lead
     trail = d // 2 + 1  # window [p+1, p+d] is centred at p + trail
-    if horizontal:
-        before[lead:] = m[: n - lead]
-        after[: n - trail] = m[trail:]
-    else:
-        before[:, lead:] = m[:, : n - lead]
-        after[:, : n - trail] = m[:, trail:]
-    return before, after
+
+    def span(a: int, b: int) -> tuple[slice, ...]:
+        return (slice(a, b),) if horizontal else (slice(None), slice(a, b))
+
+    paper = np.full_like(gray, 255)
+    # Only the window after the pixel lies on the page, only the one before, or both (or neither).
+    first_both, last_both = lead, n - trail
+    only_after = max(0, min(first_both, last_both))
+    paper[span(0, only_after)] = m[span(trail, only_after + trail)]
+    only_before = min(n, max(first_both, last_both))
+    if only_before < n:
+        paper[span(only_before, n)] = m[span(only_before - lead, n - lead)]
+    if first_both < last_both:
+        np.minimum(m[span(0, last_both - lead)], m[span(lead + trail, n)], out=paper[span(first_both, last_both)])
+    return paper
 
 
 def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -223,9 +234,7 @@ def _line_darkness(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool =
     shrinks with the seal's shade. Inside dense text the relative one also lifts faint
     glyph detail, so glyph strokes are looked for in the absolute one.
     """
-    before, after = _sides(gray, max(3, int(round(SIDE_MM * ppm))), horizontal)
-    paper = np.minimum(before, after)
-    del before, after
+    paper = _paper_beside(gray, max(3, int(round(SIDE_MM * ppm))), horizontal)
     absolute = cv2.subtract(paper, gray)
     relative = cv2.divide(absolute, paper, scale=255)
     if faint:
@@ -245,6 +254,12 @@ def _threshold(dark: np.ndarray) -> int:
     # Floor: faint enough for faded rules (>= ~40 after blur), above what is left of a
     # red seal in the red channel (~20).
     return int(max(MIN_DARKNESS, med + 6.0 * 1.4826 * mad + 4.0))
+
+
+def _at_least(smooth: np.ndarray) -> np.ndarray:
+    """1 where the smoothed darkness reaches its ``_threshold``, else 0, written over ``smooth``."""
+    cv2.threshold(smooth, _threshold(smooth) - 1, 1, cv2.THRESH_BINARY, dst=smooth)
+    return smooth
 
 
 @dataclass
@@ -269,13 +284,10 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = Fa
     # Coverage is judged on the relative darkness: where a grey seal lies over a rule,
     # the rule keeps its contrast ratio to the seal though not its absolute difference.
     # (Each page-sized array is let go as soon as it is used: at 300 dpi each is 9 MB.)
-    smooth = cv2.blur(relative, (s, 1) if horizontal else (1, s))
+    dark = _at_least(cv2.blur(relative, (s, 1) if horizontal else (1, s)))
     del relative
-    dark = (smooth >= _threshold(smooth)).astype(np.uint8)
-    smooth = cv2.blur(absolute, (s, 1) if horizontal else (1, s))
+    strokes = _at_least(cv2.blur(absolute, (s, 1) if horizontal else (1, s)))
     del absolute
-    strokes = (smooth >= _threshold(smooth)).astype(np.uint8)
-    del smooth
     strokes = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, along(max(5, int(round(SHORT_OPEN_MM * ppm)))))
     # Thicker than any rule across the line: seal ring arcs, blots. Cutting them out
     # keeps a rule that a seal arc touches from being dropped with it.
@@ -310,7 +322,10 @@ def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) ->
 
 def _segments(mask: np.ndarray, horizontal: bool, ppm: float, strokes: np.ndarray | None = None) -> list[_Segment]:
     """Straight pieces of a line mask; long ones with glyph strokes beside them (``strokes``) are dropped."""
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # 16-bit labels: half the page-sized array of 32-bit ones (a rule mask has hundreds of pieces).
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
+    if n >= np.iinfo(np.uint16).max:
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
     max_thick = max(5.0, MAX_THICK_MM * ppm)
     segs = []
     for i in range(1, n):
@@ -893,11 +908,14 @@ class _PageRules:
 
 
 def _page_rules(gray: np.ndarray, ppm: float, faint: bool) -> _PageRules:
+    # Each direction's rules are found before the other's masks are made, and its ``long`` mask let
+    # go: only ``dark`` and ``strokes`` are looked at again (fewer page-sized arrays held at once).
     h_masks = _line_masks(gray, ppm, horizontal=True, faint=faint)
-    v_masks = _line_masks(gray, ppm, horizontal=False, faint=faint)
     h_segs = _segments(h_masks.long, True, ppm, h_masks.strokes)
+    h_masks.long = None
+    v_masks = _line_masks(gray, ppm, horizontal=False, faint=faint)
     v_segs = _segments(v_masks.long, False, ppm, v_masks.strokes)
-    h_masks.long = v_masks.long = None  # found the rules; only ``dark`` and ``strokes`` are looked at again
+    v_masks.long = None
     tol = CLUSTER_MM * ppm
     h_rules, v_rules = _accept(_cluster(h_segs, tol), _cluster(v_segs, tol), ppm)
     return _PageRules(h_masks, v_masks, h_rules, v_rules)

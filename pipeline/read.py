@@ -321,8 +321,13 @@ def _image_dpi(frame: Image.Image) -> int:
 
 
 def _to_grey(img: Image.Image) -> np.ndarray:
-    if img.mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(img.convert("RGB"))[:, :, 0].copy()
+    """The page as one uint8 channel: a colour page's red channel (a red seal nearly vanishes in it)."""
+    if img.mode in ("RGB", "RGBA"):
+        # The channel alone: converting, then taking it from a three-channel array, made three
+        # page-sized copies of three channels each (at 300 dpi, 26 MB apiece).
+        return np.asarray(img.getchannel("R")).copy()
+    if img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(img.convert("RGB").getchannel("R")).copy()
     if img.mode != "L":
         img = img.convert("L")
     return np.asarray(img).copy()

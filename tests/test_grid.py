@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.deskew import deskew
 from pipeline.errors import NoTableError
-from pipeline.grid import Grid, detect_grid
+from pipeline.grid import Grid, _paper_beside, detect_grid
 
 from synthetic_pages import synthetic_form
 
@@ -312,3 +312,21 @@ def test_rules_faded_inside_the_table_are_found_again(seed: int) -> None:
     scan = _hairline_table(120, faded=250 - 26, seed=seed)
     assert any(c.row_span > 1 and c.col_span > 1 for c in detect_grid(scan, faint=False).cells)
     _assert_plain_7x4(detect_grid(scan))
+
+
+@pytest.mark.parametrize("horizontal", [True, False])
+@pytest.mark.parametrize("d", [3, 4, 7])
+def test_paper_beside_is_the_darker_of_the_lightest_pixels_either_side(horizontal: bool, d: int) -> None:
+    rng = np.random.default_rng(d)
+    for shape in [(40, 33), (5, 9), (9, 5), (2, 2)]:
+        gray = rng.integers(0, 256, shape, dtype=np.uint8)
+        lines = gray if horizontal else gray.T  # pixel p of a column (across a horizontal rule)
+        expected = np.empty_like(lines)
+        n, paper = lines.shape[0], np.full(lines.shape[1], 255)
+        for p in range(n):
+            # A window whose middle is off the page is all paper; one cut by the edge is what is left of it.
+            before = lines[max(0, p - d) : p].max(axis=0) if p >= d - d // 2 else paper
+            after = lines[p + 1 : p + 1 + d].max(axis=0) if p < n - (d // 2 + 1) else paper
+            expected[p] = np.minimum(before, after)
+        found = _paper_beside(gray, d, horizontal)
+        assert np.array_equal(found if horizontal else found.T, expected), shape

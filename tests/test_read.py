@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import CorruptFileError, UnsupportedFileError
-from pipeline.read import count_pages, list_documents, read_pages
+from pipeline.read import _to_grey, count_pages, list_documents, read_pages
 
 
 def page_image(value: int, size=(620, 877), mode="L") -> Image.Image:
@@ -43,6 +43,15 @@ def test_colour_pages_keep_the_red_channel_so_red_seals_fade(tmp_path):
     assert page.was_colour and page.dpi == 200
     assert page.image[100, 100] >= 195
     assert page.image[220, 250] <= 25
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK", "YCbCr"])
+def test_every_colour_mode_gives_the_red_channel_of_its_rgb_rendering(mode):
+    rng = np.random.default_rng(7)
+    img = Image.fromarray(rng.integers(0, 256, (60, 45, 3), dtype=np.uint8), "RGB").convert(mode)
+    grey = _to_grey(img)
+    assert grey.dtype == np.uint8 and grey.flags.writeable and grey.shape == (60, 45)
+    assert np.array_equal(grey, np.asarray(img.convert("RGB"))[:, :, 0])
 
 
 def test_multi_page_tiff(tmp_path):
