@@ -39,15 +39,26 @@ class CellImage:
         return out
 
 
-def _ink_levels(crop: np.ndarray) -> tuple[float, float]:
+def median_grey(crop: np.ndarray) -> float:
+    """``np.median`` of a uint8 image, from its histogram: ~10x faster on a cell's crop, and a
+    page has ~130 cells."""
+    counts = np.cumsum(np.bincount(crop.ravel(), minlength=256))
+    n = int(counts[-1])
+    upper = int(np.searchsorted(counts, n // 2, side="right"))  # the (n // 2)-th value, from 0
+    if n % 2:
+        return float(upper)
+    return (int(np.searchsorted(counts, n // 2 - 1, side="right")) + upper) / 2
+
+
+def _ink_levels(crop: np.ndarray, paper: float) -> tuple[float, float]:
     """(strong, faint) grey levels: at or below ``strong`` is surely print; at or below
-    ``faint`` may be the thin, blurred stroke of a character (一 at 150 dpi) or a seal's ghost."""
+    ``faint`` may be the thin, blurred stroke of a character (一 at 150 dpi) or a seal's ghost.
+    ``paper``: the crop's median grey."""
     if crop.size == 0 or crop.min() >= INK_THRESHOLD:
         return 0.0, 0.0
     # Otsu adapts to faded print; the cap keeps paper noise from counting as ink.
     otsu, _ = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     strong = min(float(otsu), INK_THRESHOLD)
-    paper = float(np.median(crop))
     return strong, max(strong, (strong + paper) / 2)
 
 
@@ -58,16 +69,16 @@ def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
     out = mask.copy()
     for rows in (slice(0, edge), slice(h - edge, h)):
         band = out[rows]
-        if band.size and band.mean() > 0.5:
+        if band.size and np.count_nonzero(band) / band.size > 0.5:
             band[:] = False
     for cols in (slice(0, edge), slice(w - edge, w)):
         band = out[:, cols]
-        if band.size and band.mean() > 0.5:
+        if band.size and np.count_nonzero(band) / band.size > 0.5:
             band[:] = False
     # Any remaining row/column that is ink almost end to end is a rule, not text.
-    full_rows = out.mean(axis=1) > 0.85
+    full_rows = np.count_nonzero(out, axis=1) / w > 0.85
     out[full_rows] = False
-    full_cols = out.mean(axis=0) > 0.85
+    full_cols = np.count_nonzero(out, axis=0) / h > 0.85
     out[:, full_cols] = False
     return out
 
@@ -81,12 +92,12 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     crop = page[y0:y1, x0:x1]
     mm = dpi / 25.4
-    strong_level, faint_level = _ink_levels(crop)
+    paper = median_grey(crop)
+    strong_level, faint_level = _ink_levels(crop, paper)
     extent = _ink_extent(crop, strong_level, dpi)
     if extent is None or _looks_like_dash(extent, mm) or _is_speck(extent, mm):
         # Faded print at low resolution can stay lighter than the fixed ink level:
         # a glyph-sized shape well darker than the paper is text all the same.
-        paper = float(np.median(crop))
         relaxed = paper - FADED_CONTRAST
         relaxed_extent = _ink_extent(crop, relaxed, dpi) if relaxed > strong_level else None
         if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
@@ -102,7 +113,7 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     # The text's extent comes from the faint mask, so thin light strokes are not cut off.
     faint_raw = crop <= faint_level
     faint = _clear_border_rules(faint_raw, dpi)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.view(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     if not keep:
         # What looked like ink was a rule crossing the cell (a missed column line), or at the
@@ -110,7 +121,9 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     xs0, ys0, xs1, ys1 = _bounds(stats, keep)
     ink_w, ink_h = xs1 - xs0, ys1 - ys0
-    keep_mask = np.isin(labels, keep)
+    kept = np.zeros(n, bool)
+    kept[keep] = True
+    keep_mask = kept[labels]
     # Only rule remnants are erased: masking every pixel outside the ink components would
     # also erase the faint parts of thin strokes, which the engines need.
     clean = np.where(faint_raw & ~faint, 255, crop).astype(np.uint8)
@@ -131,7 +144,7 @@ def _ink_extent(crop: np.ndarray, level: float, dpi: int) -> tuple[int, int, int
     if not level:
         return None
     ink = _clear_border_rules(crop <= level, dpi)
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi)]
     return _bounds(stats, keep) if keep else None
 

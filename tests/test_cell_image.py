@@ -87,3 +87,13 @@ def test_a_cell_crossed_only_by_a_rule_is_blank():
     crop = cv2.imread(str(Path(__file__).parents[1] / "fixtures/cells/rule_across_cell.png"), cv2.IMREAD_GRAYSCALE)
     cell = prepare_cell(crop, Box(0, 0, crop.shape[1], crop.shape[0]), 250)
     assert cell.kind == "blank"
+
+
+def test_median_grey_is_numpys_median() -> None:
+    from pipeline.cell_image import median_grey
+
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 3, 10, 11, 999, 1000):
+        crop = rng.integers(0, 256, size, dtype=np.uint8)
+        assert median_grey(crop) == float(np.median(crop))
+    assert median_grey(np.array([[10, 11], [200, 201]], np.uint8)) == 105.5
