@@ -33,6 +33,42 @@ def test_only_the_requested_pages_are_rendered(tmp_path):
     assert 100 <= pages[0].image[120, 200] <= 140
 
 
+def test_a_long_pdf_is_rendered_one_page_at_a_time(tmp_path, monkeypatch):
+    import pdf2image
+
+    path = tmp_path / "long.pdf"
+    page_image(0).save(path, "PDF", resolution=75, save_all=True, append_images=[page_image(v) for v in range(10, 200, 10)])
+    rendered = []
+    real = pdf2image.convert_from_path
+
+    def convert(*args, **kwargs):
+        rendered.append((kwargs["first_page"], kwargs["last_page"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pdf2image, "convert_from_path", convert)
+    pages = read_pages(path)
+    assert rendered == []  # nothing rendered before a page is asked for
+    first = next(pages)
+    assert rendered == [(1, 1)] and first.number == 1
+    assert [p.number for p in pages] == list(range(2, 21)) and rendered == [(n, n) for n in range(1, 21)]
+
+
+def test_a_pages_embedded_scan_is_listed_for_that_page_alone(tmp_path):
+    from pipeline.read import _embedded_scans
+
+    import subprocess
+
+    parts = [tmp_path / f"{n}.pdf" for n in range(3)]
+    for part, dpi in zip(parts, (75, 150, 75)):
+        page_image(60).resize((int(8.27 * dpi), int(11.69 * dpi))).save(part, "PDF", resolution=dpi)
+    path = tmp_path / "mixed.pdf"
+    subprocess.run(["pdfunite", *map(str, parts), str(path)], check=True)
+    assert _embedded_scans(path) == {1: (75, False), 2: (150, False), 3: (75, False)}
+    assert _embedded_scans(path, 2, 2) == {2: (150, False)}
+    (page,) = read_pages(path, [2])
+    assert page.dpi == 150
+
+
 def test_colour_pages_keep_the_red_channel_so_red_seals_fade(tmp_path):
     img = Image.new("RGB", (400, 400), (250, 248, 240))
     img.paste((200, 30, 30), (50, 50, 150, 150))  # seal red
