@@ -1,6 +1,6 @@
 """Speed of formscan next to what users compare it with, measured side by side in one run (issue 6).
 
-    .venv/bin/python -m bench.speed [FOLDER] [--pages 20] [--repeats 3] [--long 1000] [--no-img2table]
+    .venv/bin/python -m bench.speed [FOLDER] [--pages 20] [--repeats 3] [--long 1000] [--long-pdf 1000] [--no-img2table]
 
 FOLDER holds generated scans (default data/dev/scans; make it with
 ``python -m bench.eval_set --out data/dev --purpose development``) and its truth
@@ -21,7 +21,10 @@ falls on all of them alike; the figures are medians over the repeats. Then
 formscan's stages are timed in this process on the same pages, by wrapping the
 stage functions ``pipeline.extract.extract_page_full`` calls and the read methods
 of both engines; ``--long N`` feeds the page images round and round through the
-same in-process pipeline for N pages and reports how its RSS grew.
+same in-process pipeline for N pages and reports how its RSS grew; ``--long-pdf N``
+joins the documents round and round into one N-page PDF, reads it with
+``formscan extract --workers 2`` as a user would, and reports how the workers' RSS
+grew from the second round of pages to the last.
 """
 
 from __future__ import annotations
@@ -407,6 +410,121 @@ def run_long(images: list[PageImage], reader, pages: int) -> LongRun:
     return LongRun(pages, warm_after, rss_warm, rss_last, peak)
 
 
+@dataclass(frozen=True)
+class LongPdfRun:
+    """``formscan extract --workers 2`` over one long PDF, the workers' RSS sampled as it ran."""
+
+    pages: int
+    cycle: int  # pages of the chosen documents, joined round and round: one cycle reads each once
+    seconds: float
+    worker_rss_first: int  # the workers' highest RSS sampled over the second cycle (every page seen once)
+    worker_rss_last: int  # ... over the last cycle
+    worker_peak: int  # the highest of the workers' own peaks (VmHWM)
+    main_rss_first: int  # the command's own process, the same windows
+    main_rss_last: int
+
+    @property
+    def growth(self) -> float | None:
+        """None when a round went by between two samples (a run too short to tell)."""
+        if not self.worker_rss_first or not self.worker_rss_last:
+            return None
+        return (self.worker_rss_last - self.worker_rss_first) / self.worker_rss_first
+
+
+def join_into_one_pdf(documents: list[Path], pages: int, out: Path) -> tuple[int, int]:
+    """The PDFs among ``documents`` joined round and round (pdfunite) into one PDF of at least ``pages``
+    pages; returns (its pages, the pages of one round)."""
+    from pipeline.read import count_pages
+
+    pdfs = [(d, count_pages(d)) for d in documents if d.suffix.lower() == ".pdf"]
+    cycle = sum(n for _, n in pdfs)
+    if not cycle:
+        raise ValueError("no PDF among the chosen documents to join")
+    parts, total = [], 0
+    while total < pages:
+        for path, n in pdfs:
+            parts.append(str(path))
+            total += n
+            if total >= pages:
+                break
+    subprocess.run(["pdfunite", *parts, str(out)], check=True, capture_output=True)
+    return total, cycle
+
+
+def _rss_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith(field + ":")), 0)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+
+
+def run_long_pdf(documents: list[Path], pages: int, work: Path, sample_every: float = 0.5) -> LongPdfRun:
+    """What a user's archive of one long PDF costs in memory: the documents joined into one PDF of
+    ``pages`` pages, read by ``formscan extract --workers 2`` as a user runs it, each worker's RSS (and the
+    command's own) sampled every ``sample_every`` s against the pages out so far."""
+    import threading
+
+    import psutil
+
+    pdf = work / "long.pdf"
+    total, cycle = join_into_one_pdf(documents, pages, pdf)
+    command = [sys.executable, "-m", "formscan", "extract", str(pdf), "-o", "-", "--workers", "2", "-q"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=(work / "long.stderr").open("wb"),
+                               env=SUBPROCESS_ENV)
+    out = [0]
+
+    def count_pages_out() -> None:
+        for _line in process.stdout:
+            out[0] += 1
+
+    reader = threading.Thread(target=count_pages_out, daemon=True)
+    reader.start()
+    samples: list[tuple[int, int, int]] = []  # (pages out, the workers' highest RSS, the command's RSS), kB
+    peaks: dict[int, int] = {}
+    main = psutil.Process(process.pid)
+    shown = 0
+    while process.poll() is None:
+        try:
+            workers = [c.pid for c in main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for pid in workers:
+            peaks[pid] = max(peaks.get(pid, 0), _rss_kb(pid, "VmHWM"))
+        samples.append((out[0], max((_rss_kb(pid, "VmRSS") for pid in workers), default=0),
+                        _rss_kb(process.pid, "VmRSS")))
+        if out[0] >= shown + 100:
+            shown = out[0] // 100 * 100
+            print(f"speed: long PDF, page {out[0]}/{total}, worker RSS {samples[-1][1] / 1024:.0f} MB", file=sys.stderr)
+        time.sleep(sample_every)
+    reader.join()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"formscan extract on the long PDF failed ({process.returncode}): "
+                           f"{(work / 'long.stderr').read_text(errors='replace')[-2000:]}")
+    if out[0] != total:
+        raise RuntimeError(f"formscan extract wrote {out[0]} results for the long PDF's {total} pages")
+
+    def highest(lo: int, hi: int, column: int) -> int:
+        window = [s[column] for s in samples if lo < s[0] <= hi and s[column]]
+        return max(window, default=0) * 1024
+
+    first = (cycle, min(2 * cycle, total))
+    last = (max(total - cycle, cycle), total - 1)  # samples while the last cycle's pages were being read
+    return LongPdfRun(total, cycle, seconds, highest(*first, 1), highest(*last, 1), max(peaks.values(), default=0) * 1024,
+                      highest(*first, 2), highest(*last, 2))
+
+
+def print_long_pdf_run(run: LongPdfRun) -> None:
+    print()
+    print(f"long PDF: {run.pages} pages in one PDF ({run.cycle} pages joined round and round), formscan extract "
+          f"--workers 2 in {run.seconds:.0f} s; a worker's highest RSS over the second round "
+          f"{run.worker_rss_first / 2**20:.0f} MB, over the last {run.worker_rss_last / 2**20:.0f} MB: growth "
+          f"{'-' if run.growth is None else format(run.growth, '+.1%')}; a worker's peak {run.worker_peak / 2**20:.0f} MB; the command's own process "
+          f"{run.main_rss_first / 2**20:.0f} MB, then {run.main_rss_last / 2**20:.0f} MB")
+
+
 # --- accuracy, cheaply --------------------------------------------------------------------------------
 
 
@@ -606,8 +724,13 @@ def print_long_run(long_run: LongRun) -> None:
           f"peak {long_run.peak_rss / 2**20:.0f} MB")
 
 
-def target_figures(contenders: dict[str, ContenderRun], long_run: LongRun | None) -> dict[str, float | None]:
-    """The measured value of each of the issue's targets, None when its contender was not run."""
+def target_figures(
+    contenders: dict[str, ContenderRun], long_run: LongRun | None, long_pdf: LongPdfRun | None = None
+) -> dict[str, float | None]:
+    """The measured value of each of the issue's targets, None when its contender was not run. RSS growth:
+    the larger of the in-process run's (``--long``) and the long PDF's (``--long-pdf``), whichever ran."""
+    growths = [g for g in (long_run.growth if long_run else None, long_pdf.growth if long_pdf else None)
+               if g is not None]
     one, two = contenders.get(FORMSCAN_1), contenders.get(FORMSCAN_2)
     tess, i2t = contenders.get(TESSERACT_PASS), contenders.get(IMG2TABLE)
     values = (
@@ -617,7 +740,7 @@ def target_figures(contenders: dict[str, ContenderRun], long_run: LongRun | None
         if one and two and one.steady_seconds_per_page and two.steady_seconds_per_page else None,
         60 / two.steady_seconds_per_page if two and two.steady_seconds_per_page else None,
         max(r.peak_rss for r in (one, two) if r) / 2**20 if one or two else None,
-        long_run.growth * 100 if long_run else None,
+        max(growths) * 100 if growths else None,
     )
     return {metric: value for (metric, _, _), value in zip(TARGETS, values)}
 
@@ -631,7 +754,7 @@ def print_targets(figures: dict[str, float | None], contenders: dict[str, Conten
     for metric, target, holds in TARGETS:
         value = figures[metric]
         if value is None:
-            shown, verdict = "-", "not measured" + (" (--long N)" if metric == TARGETS[5][0] else "")
+            shown, verdict = "-", "not measured" + (" (--long N, --long-pdf N)" if metric == TARGETS[5][0] else "")
         else:
             shown, verdict = f"{value:.2f}", "pass" if holds(value) else "FAIL"
         print(f"{metric:<50}{target:>9}{shown:>11}  {verdict}")
@@ -658,6 +781,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, metavar="R", help="runs of every contender (default 3)")
     parser.add_argument("--long", type=int, default=0, metavar="N",
                         help="also feed the pages round through one process for N pages and report RSS growth")
+    parser.add_argument("--long-pdf", type=int, default=0, metavar="N",
+                        help="also join the documents round and round into one PDF of N pages, run formscan extract "
+                             "--workers 2 on it, and report how its workers' RSS grew")
     parser.add_argument("--no-img2table", action="store_true", help="leave img2table out")
     parser.add_argument("--img2table-venv", type=Path, default=IMG2TABLE_VENV, metavar="DIR",
                         help=f"the virtualenv with img2table (default {IMG2TABLE_VENV.name})")
@@ -692,12 +818,15 @@ def main(argv: list[str] | None = None) -> int:
         engine_load = time.perf_counter() - started
         measured = measure(args, img2table, work, reader, engine_load, documents, images)
         print_measurements(measured, args.folder, skipped)
-        long_run = None
+        long_run = long_pdf = None
         if args.long:
             long_run = run_long(images, reader, args.long)
             print_long_run(long_run)
         reader.close()
-    figures = target_figures(measured.contenders, long_run)
+        if args.long_pdf:
+            long_pdf = run_long_pdf(documents, args.long_pdf, work)
+            print_long_pdf_run(long_pdf)
+    figures = target_figures(measured.contenders, long_run, long_pdf)
     print_targets(figures, measured.contenders, [image.dpi for image in measured.images])
     per_right_cell = per_right_cell_ratios(measured.contenders, measured.right_cells)
     for name, (low, high) in per_right_cell.items():
@@ -713,6 +842,12 @@ def main(argv: list[str] | None = None) -> int:
             "long_run": None if long_run is None else {
                 "pages": long_run.pages, "rss_mb_after_first_cycle": long_run.rss_warm / 2**20,
                 "rss_mb_after_last": long_run.rss_last / 2**20, "growth": long_run.growth},
+            "long_pdf": None if long_pdf is None else {
+                "pages": long_pdf.pages, "pages_a_round": long_pdf.cycle, "seconds": long_pdf.seconds,
+                "worker_rss_mb_second_round": long_pdf.worker_rss_first / 2**20,
+                "worker_rss_mb_last_round": long_pdf.worker_rss_last / 2**20,
+                "worker_peak_mb": long_pdf.worker_peak / 2**20, "growth": long_pdf.growth,
+                "command_rss_mb": [long_pdf.main_rss_first / 2**20, long_pdf.main_rss_last / 2**20]},
             "targets": figures,
             "per_right_cell": per_right_cell,
         }, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from bench.speed import (
-    FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS, ContenderRun, per_right_cell_ratios,
-    steady_seconds_per_page,
+    FORMSCAN_1, FORMSCAN_2, IMG2TABLE, STAGES, TARGETS, TESSERACT_PASS, ContenderRun, join_into_one_pdf,
+    per_right_cell_ratios, steady_seconds_per_page,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -23,7 +23,7 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
     figures = tmp_path / "speed.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.speed", str(tmp_path / "scans"), "--pages", "2", "--repeats", "1",
-         "--img2table-venv", str(tmp_path / "no-venv"), "--json", str(figures)],
+         "--img2table-venv", str(tmp_path / "no-venv"), "--json", str(figures), "--long-pdf", "5"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
@@ -56,8 +56,13 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
     assert re.search(rf"^  per cell text read right .*, formscan / {re.escape(TESSERACT_PASS)}: \d+\.\d\d(-\d+\.\d\d)?$",
                      out, re.M)
 
+    # The two PDFs joined round and round into one of 5 pages, read by formscan extract with 2 workers.
+    assert re.search(r"^long PDF: 5 pages in one PDF \(2 pages joined round and round\), formscan extract --workers 2 "
+                     r"in \d+ s; .* a worker's peak \d+ MB", out, re.M)
+
     written = json.loads(figures.read_text(encoding="utf-8"))
     assert written["pages"] == 2
+    assert written["long_pdf"]["pages"] == 5 and written["long_pdf"]["worker_peak_mb"] > 100
     assert set(written["contenders"]) == {FORMSCAN_1, FORMSCAN_2, TESSERACT_PASS}
     assert set(written["targets"]) == {metric for metric, _, _ in TARGETS}
 
@@ -98,3 +103,14 @@ def test_per_right_cell_ratios_charge_each_contender_for_what_it_reads_right():
     # Without img2table's run, or without truth, there is nothing to set against.
     assert set(per_right_cell_ratios({k: v for k, v in runs.items() if k != IMG2TABLE}, right)) == {TESSERACT_PASS}
     assert per_right_cell_ratios(runs, {}) == {}
+
+
+def test_documents_are_joined_round_and_round_into_one_long_pdf(tmp_path):
+    from pipeline.read import count_pages, pdf_page_dpis
+
+    scans = [ROOT / "fixtures" / "scans" / name for name in ("seed-1.pdf", "seed-2.pdf")]
+    pages, cycle = join_into_one_pdf(scans, 5, tmp_path / "long.pdf")
+    assert (pages, cycle) == (5, 2) and count_pages(tmp_path / "long.pdf") == 5
+    # Round and round: seed-1, seed-2, seed-1, ... each page at its own scan's dpi.
+    one, two = (pdf_page_dpis(scan)[1] for scan in scans)
+    assert pdf_page_dpis(tmp_path / "long.pdf") == {1: one, 2: two, 3: one, 4: two, 5: one}
