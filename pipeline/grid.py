@@ -322,9 +322,11 @@ def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) ->
 
 def _segments(mask: np.ndarray, horizontal: bool, ppm: float, strokes: np.ndarray | None = None) -> list[_Segment]:
     """Straight pieces of a line mask; long ones with glyph strokes beside them (``strokes``) are dropped."""
-    # 16-bit labels: half the page-sized array of 32-bit ones (a rule mask has hundreds of pieces).
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
-    if n >= np.iinfo(np.uint16).max:
+    # 16-bit labels: half the page-sized array of 32-bit ones (a rule mask has hundreds of pieces;
+    # OpenCV refuses a mask with more than 16 bits can number, a page of hatching, say).
+    try:
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
+    except cv2.error:
         n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
     max_thick = max(5.0, MAX_THICK_MM * ppm)
     segs = []

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.deskew import deskew
 from pipeline.errors import NoTableError
-from pipeline.grid import Grid, _paper_beside, detect_grid
+from pipeline.grid import Grid, _paper_beside, _segments, detect_grid
 
 from synthetic_pages import synthetic_form
 
@@ -330,3 +330,14 @@ def test_paper_beside_is_the_darker_of_the_lightest_pixels_either_side(horizonta
             expected[p] = np.minimum(before, after)
         found = _paper_beside(gray, d, horizontal)
         assert np.array_equal(found if horizontal else found.T, expected), shape
+
+
+def test_a_mask_of_more_pieces_than_16_bits_can_number_is_still_cut_into_segments() -> None:
+    mask = np.zeros((600, 1200), np.uint8)
+    mask[::2, ::3] = 1  # 120,000 one-pixel pieces: hatching or noise, no rule
+    mask[301, 100:1100] = 1  # and one long rule across them
+    segments = _segments(mask, True, 10.0)
+    # Every piece but the rule's is a dot; the rule joins the 2 x 334 dots diagonally beside it.
+    assert len(segments) == 300 * 400 - 2 * 334 + 1 > 2**16
+    (rule,) = [s for s in segments if s.end - s.start > 100]
+    assert (rule.start, rule.end, rule.pos) == (99, 1100, 301.0)
