@@ -728,7 +728,8 @@ def target_figures(
     contenders: dict[str, ContenderRun], long_run: LongRun | None, long_pdf: LongPdfRun | None = None
 ) -> dict[str, float | None]:
     """The measured value of each of the issue's targets, None when its contender was not run. RSS growth:
-    the larger of the in-process run's (``--long``) and the long PDF's (``--long-pdf``), whichever ran."""
+    the larger of the in-process run's (``--long``) and the long PDF's (``--long-pdf``), whichever ran; peak
+    RSS per worker: the long PDF's workers' too."""
     growths = [g for g in (long_run.growth if long_run else None, long_pdf.growth if long_pdf else None)
                if g is not None]
     one, two = contenders.get(FORMSCAN_1), contenders.get(FORMSCAN_2)
@@ -739,7 +740,8 @@ def target_figures(
         one.steady_seconds_per_page / two.steady_seconds_per_page
         if one and two and one.steady_seconds_per_page and two.steady_seconds_per_page else None,
         60 / two.steady_seconds_per_page if two and two.steady_seconds_per_page else None,
-        max(r.peak_rss for r in (one, two) if r) / 2**20 if one or two else None,
+        max([r.peak_rss for r in (one, two) if r] + ([long_pdf.worker_peak] if long_pdf else [])) / 2**20
+        if one or two else None,
         max(growths) * 100 if growths else None,
     )
     return {metric: value for (metric, _, _), value in zip(TARGETS, values)}
