@@ -459,20 +459,43 @@ def _rss_kb(pid: int, field: str) -> int:
         return 0
 
 
-def run_long_pdf(documents: list[Path], pages: int, work: Path, sample_every: float = 0.5) -> LongPdfRun:
+def run_long_pdf(documents: list[Path], pages: int, work: Path) -> LongPdfRun:
     """What a user's archive of one long PDF costs in memory: the documents joined into one PDF of
     ``pages`` pages, read by ``formscan extract --workers 2`` as a user runs it, each worker's RSS (and the
-    command's own) sampled every ``sample_every`` s against the pages out so far."""
+    command's own) sampled against the pages out so far."""
+    pdf = work / "long.pdf"
+    total, cycle = join_into_one_pdf(documents, pages, pdf)
+    command = [sys.executable, "-m", "formscan", "extract", str(pdf), "-o", "-", "--workers", "2", "-q"]
+    with (work / "long.stderr").open("wb") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=SUBPROCESS_ENV)
+        samples, peaks, out = _sample_while_running(process, total)
+        seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"formscan extract on the long PDF failed ({process.returncode}): "
+                           f"{(work / 'long.stderr').read_text(errors='replace')[-2000:]}")
+    if out != total:
+        raise RuntimeError(f"formscan extract wrote {out} results for the long PDF's {total} pages")
+
+    def highest(lo: int, hi: int, column: int) -> int:
+        window = [s[column] for s in samples if lo < s[0] <= hi and s[column]]
+        return max(window, default=0) * 1024
+
+    first = (cycle, min(2 * cycle, total))
+    last = (max(total - cycle, cycle), total - 1)  # samples while the last cycle's pages were being read
+    return LongPdfRun(total, cycle, seconds, highest(*first, 1), highest(*last, 1), max(peaks.values(), default=0) * 1024,
+                      highest(*first, 2), highest(*last, 2))
+
+
+def _sample_while_running(
+    process: subprocess.Popen, total: int, sample_every: float = 0.5
+) -> tuple[list[tuple[int, int, int]], dict[int, int], int]:
+    """Until ``process`` ends: samples of (pages out, its workers' highest RSS, its own RSS) in kB every
+    ``sample_every`` s, each worker's peak (VmHWM) by pid, and the pages out (result lines on its stdout)."""
     import threading
 
     import psutil
 
-    pdf = work / "long.pdf"
-    total, cycle = join_into_one_pdf(documents, pages, pdf)
-    command = [sys.executable, "-m", "formscan", "extract", str(pdf), "-o", "-", "--workers", "2", "-q"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=(work / "long.stderr").open("wb"),
-                               env=SUBPROCESS_ENV)
     out = [0]
 
     def count_pages_out() -> None:
@@ -499,21 +522,8 @@ def run_long_pdf(documents: list[Path], pages: int, work: Path, sample_every: fl
             print(f"speed: long PDF, page {out[0]}/{total}, worker RSS {samples[-1][1] / 1024:.0f} MB", file=sys.stderr)
         time.sleep(sample_every)
     reader.join()
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"formscan extract on the long PDF failed ({process.returncode}): "
-                           f"{(work / 'long.stderr').read_text(errors='replace')[-2000:]}")
-    if out[0] != total:
-        raise RuntimeError(f"formscan extract wrote {out[0]} results for the long PDF's {total} pages")
-
-    def highest(lo: int, hi: int, column: int) -> int:
-        window = [s[column] for s in samples if lo < s[0] <= hi and s[column]]
-        return max(window, default=0) * 1024
-
-    first = (cycle, min(2 * cycle, total))
-    last = (max(total - cycle, cycle), total - 1)  # samples while the last cycle's pages were being read
-    return LongPdfRun(total, cycle, seconds, highest(*first, 1), highest(*last, 1), max(peaks.values(), default=0) * 1024,
-                      highest(*first, 2), highest(*last, 2))
+    process.wait()
+    return samples, peaks, out[0]
 
 
 def print_long_pdf_run(run: LongPdfRun) -> None:
