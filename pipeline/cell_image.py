@@ -40,8 +40,8 @@ class CellImage:
 
 
 def median_grey(crop: np.ndarray) -> float:
-    """``np.median`` of a uint8 image, from its histogram: ~10x faster on a cell's crop, and a
-    page has ~130 cells."""
+    """``np.median`` of a uint8 image, from its histogram: 43 against 169 µs on a 100 x 300 crop,
+    and a page has ~130 cells."""
     counts = np.cumsum(np.bincount(crop.ravel(), minlength=256))
     n = int(counts[-1])
     upper = int(np.searchsorted(counts, n // 2, side="right"))  # the (n // 2)-th value, from 0
