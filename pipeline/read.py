@@ -219,13 +219,14 @@ def _read_pdf(path: Path, numbers: list[int] | None, max_pixels: int = MAX_PIXEL
     from pdf2image import convert_from_path
     from pdf2image.exceptions import PDFPopplerTimeoutError
 
+    first, last = (min(numbers), max(numbers)) if numbers else (None, None)
     # One pdfinfo call gives the page count and every asked-for page's size (pages can differ).
-    info = _pdf_info(path, min(numbers) if numbers else 1, max(numbers) if numbers else 1_000_000_000)
+    info = _pdf_info(path, first or 1, last or 1_000_000_000)
     n_pages = int(info.get("Pages", 0))
     if n_pages < 1:
         raise CorruptFileError("the PDF has no pages", file=str(path))
     sizes = _page_sizes_points(info)
-    scans = _embedded_scans(path, min(numbers), max(numbers)) if numbers else _embedded_scans(path)
+    scans = _embedded_scans(path, first, last)
     for number in numbers or range(1, n_pages + 1):
         if not 1 <= number <= n_pages:
             raise CorruptFileError(f"there is no page {number} (the PDF has {n_pages})", file=str(path))
@@ -325,12 +326,12 @@ def _image_dpi(frame: Image.Image) -> int:
 
 def _to_grey(img: Image.Image) -> np.ndarray:
     """The page as one uint8 channel: a colour page's red channel (a red seal nearly vanishes in it)."""
+    if img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
     if img.mode in ("RGB", "RGBA"):
         # The channel alone: converting, then taking it from a three-channel array, made three
         # page-sized copies of three channels each (at 300 dpi, 26 MB apiece).
-        return np.asarray(img.getchannel("R")).copy()
-    if img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(img.convert("RGB").getchannel("R")).copy()
-    if img.mode != "L":
+        img = img.getchannel("R")
+    elif img.mode != "L":
         img = img.convert("L")
     return np.asarray(img).copy()
