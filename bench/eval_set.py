@@ -20,7 +20,7 @@ import argparse
 import random
 from pathlib import Path
 
-from fixtures.generate import _render_retry, _write_doc, random_form, random_scan
+from fixtures.generate import _render_retry, _write_doc, available_fonts, random_form, random_scan
 
 LOW_DPI_SHARE = 0.25
 SEEDS = {"evaluation": 7_700_001, "calibration": 5_500_003, "development": 3_300_007,
@@ -47,7 +47,20 @@ def _scan(rng: random.Random, purpose: str):
     return scan
 
 
+def missing_fonts(purpose: str) -> list[str]:
+    """The set's fonts not installed here. ``random_scan`` would draw with the others alone and
+    give another set under the same name: on a machine without AR PL UKai and WenQuanYi Micro Hei
+    the evaluation set lost most of its fonts silently."""
+    return sorted(set(FONTS[purpose]) - set(available_fonts()))
+
+
 def generate(out: Path, pages: int, purpose: str) -> list[str]:
+    missing = missing_fonts(purpose)
+    if missing:
+        raise LookupError(
+            f"the {purpose} set is drawn with {', '.join(missing)}, not installed here: "
+            "bash scripts/setup.sh installs them (fonts-arphic-ukai, fonts-wqy-microhei)"
+        )
     rng = random.Random(SEEDS[purpose])
     ids = []
     for k in range(1, pages + 1):
@@ -64,7 +77,10 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=48)
     parser.add_argument("--purpose", choices=sorted(SEEDS), default="evaluation")
     args = parser.parse_args()
-    ids = generate(args.out, args.pages, args.purpose)
+    try:
+        ids = generate(args.out, args.pages, args.purpose)
+    except LookupError as exc:
+        raise SystemExit(f"bench.eval_set: {exc}") from None
     print(f"{len(ids)} pages written to {args.out}/scans with truth in {args.out}/truth")
 
 

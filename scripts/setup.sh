@@ -7,6 +7,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip
   tesseract-ocr tesseract-ocr-chi-sim poppler-utils
   fonts-noto-cjk fonts-arphic-uming fonts-wqy-zenhei
+  fonts-arphic-ukai fonts-wqy-microhei  # the evaluation, calibration and development sets' fonts
   docker-compose
   chromium postgresql
 )

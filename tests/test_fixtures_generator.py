@@ -227,3 +227,14 @@ def test_random_scan_respects_parameters():
     for _ in range(20):
         s = gen.random_scan(rng, fonts, dpi_range=(150, 160), skew_max_deg=1.0, jpeg_range=(50, 55))
         assert s.font in fonts and 150 <= s.dpi <= 160 and abs(s.skew_deg) <= 1.0 and 50 <= s.jpeg_quality <= 55
+
+
+def test_a_set_whose_fonts_are_missing_is_refused_by_name(monkeypatch, tmp_path):
+    import bench.eval_set as eval_set
+
+    installed = [f for f in eval_set.available_fonts() if f != "WenQuanYi Micro Hei"]
+    monkeypatch.setattr(eval_set, "available_fonts", lambda: installed)
+    assert eval_set.missing_fonts("evaluation") == ["WenQuanYi Micro Hei"]
+    with pytest.raises(LookupError, match="WenQuanYi Micro Hei"):
+        eval_set.generate(tmp_path, 1, "evaluation")
+    assert not any(tmp_path.iterdir())  # nothing written under the set's name
