@@ -529,7 +529,8 @@ def _sample_while_running(
 def print_long_pdf_run(run: LongPdfRun) -> None:
     print()
     print(f"long PDF: {run.pages} pages in one PDF ({run.cycle} pages joined round and round), formscan extract "
-          f"--workers 2 in {run.seconds:.0f} s; a worker's highest RSS over the second round "
+          f"--workers 2 in {run.seconds:.0f} s ({run.pages * 60 / run.seconds:.1f} pages a minute, start and tail "
+          f"included); a worker's highest RSS over the second round "
           f"{run.worker_rss_first / 2**20:.0f} MB, over the last {run.worker_rss_last / 2**20:.0f} MB: growth "
           f"{'-' if run.growth is None else format(run.growth, '+.1%')}; a worker's peak {run.worker_peak / 2**20:.0f} MB; the command's own process "
           f"{run.main_rss_first / 2**20:.0f} MB, then {run.main_rss_last / 2**20:.0f} MB")
@@ -856,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_mb_after_last": long_run.rss_last / 2**20, "growth": long_run.growth},
             "long_pdf": None if long_pdf is None else {
                 "pages": long_pdf.pages, "pages_a_round": long_pdf.cycle, "seconds": long_pdf.seconds,
+                "pages_a_minute": long_pdf.pages * 60 / long_pdf.seconds,
                 "worker_rss_mb_second_round": long_pdf.worker_rss_first / 2**20,
                 "worker_rss_mb_last_round": long_pdf.worker_rss_last / 2**20,
                 "worker_peak_mb": long_pdf.worker_peak / 2**20, "growth": long_pdf.growth,
