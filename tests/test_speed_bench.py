@@ -58,11 +58,14 @@ def test_the_benchmark_runs_on_two_pages_and_prints_every_row(tmp_path):
 
     # The two PDFs joined round and round into one of 5 pages, read by formscan extract with 2 workers.
     assert re.search(r"^long PDF: 5 pages in one PDF \(2 pages joined round and round\), formscan extract --workers 2 "
-                     r"in \d+ s; .* a worker's peak \d+ MB", out, re.M)
+                     r"in \d+ s \(\d+\.\d pages a minute, start and tail included\); .* a worker's peak \d+ MB",
+                     out, re.M)
 
     written = json.loads(figures.read_text(encoding="utf-8"))
     assert written["pages"] == 2
     assert written["long_pdf"]["pages"] == 5 and written["long_pdf"]["worker_peak_mb"] > 100
+    long_pdf = written["long_pdf"]
+    assert long_pdf["pages_a_minute"] == 5 * 60 / long_pdf["seconds"]
     assert set(written["contenders"]) == {FORMSCAN_1, FORMSCAN_2, TESSERACT_PASS}
     assert set(written["targets"]) == {metric for metric, _, _ in TARGETS}
 
@@ -114,3 +117,15 @@ def test_documents_are_joined_round_and_round_into_one_long_pdf(tmp_path):
     # Round and round: seed-1, seed-2, seed-1, ... each page at its own scan's dpi.
     one, two = (pdf_page_dpis(scan)[1] for scan in scans)
     assert pdf_page_dpis(tmp_path / "long.pdf") == {1: one, 2: two, 3: one, 4: two, 5: one}
+
+
+def test_a_figure_that_rounds_to_its_target_is_printed_with_a_third_decimal(capsys):
+    from bench.speed import print_targets
+
+    figures = dict.fromkeys((metric for metric, _, _ in TARGETS), None)
+    figures[TARGETS[2][0]] = 1.797  # at two decimals "1.80", which would read as meeting ">= 1.8x"
+    figures[TARGETS[0][0]] = 2.134
+    print_targets(figures, {}, [])
+    out = capsys.readouterr().out
+    assert re.search(rf"^{re.escape(TARGETS[2][0])}\s+>= 1\.8x\s+1\.797  FAIL$", out, re.M)
+    assert re.search(rf"^{re.escape(TARGETS[0][0])}\s+<= 1\.0\s+2\.13  FAIL$", out, re.M)
