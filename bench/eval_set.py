@@ -4,6 +4,11 @@
     python -m bench.eval_set --out data/calibration --purpose calibration
     python -m bench.eval_set --out data/dev --purpose development    # for tuning stages
     python -m bench.eval_set --out data/hard --purpose hard-development  # worst damage only
+    python -m bench.eval_set --out data/writer --style writer --pages 44    # another printing style
+
+``--style`` prints the forms the way an office's software would (``fixtures.styles``):
+``pillow`` (the default, ``fixtures.generate``), ``calc``, ``writer`` or ``web``. A set in a
+printed style starts with the four seed forms (under their fixed damage), then random forms.
 
 Each set differs from the committed fixtures in seed, fonts and damage mix:
 the evaluation set draws mostly on fonts the fixtures do not use (AR PL UKai,
@@ -20,7 +25,8 @@ import argparse
 import random
 from pathlib import Path
 
-from fixtures.generate import _render_retry, _write_doc, available_fonts, random_form, random_scan
+from fixtures.generate import _render_retry, _write_doc, available_fonts, random_form, random_scan, seed_forms, seed_scans
+from fixtures.styles import Style, write_document, write_with_retries
 
 LOW_DPI_SHARE = 0.25
 SEEDS = {"evaluation": 7_700_001, "calibration": 5_500_003, "development": 3_300_007,
@@ -54,13 +60,15 @@ def missing_fonts(purpose: str) -> list[str]:
     return sorted(set(FONTS[purpose]) - set(available_fonts()))
 
 
-def generate(out: Path, pages: int, purpose: str) -> list[str]:
+def generate(out: Path, pages: int, purpose: str, style: Style = Style.PILLOW) -> list[str]:
     missing = missing_fonts(purpose)
     if missing:
         raise LookupError(
             f"the {purpose} set is drawn with {', '.join(missing)}, not installed here: "
             "bash scripts/setup.sh installs them (fonts-arphic-ukai, fonts-wqy-microhei)"
         )
+    if style is not Style.PILLOW:
+        return _generate_printed(out, pages, purpose, style)
     rng = random.Random(SEEDS[purpose])
     ids = []
     for k in range(1, pages + 1):
@@ -71,14 +79,32 @@ def generate(out: Path, pages: int, purpose: str) -> list[str]:
     return ids
 
 
+def _generate_printed(out: Path, pages: int, purpose: str, style: Style) -> list[str]:
+    """The four seed forms, then random ones up to ``pages``, printed in ``style``."""
+    rng = random.Random(SEEDS[purpose] + list(Style).index(style))
+    prefix = f"{style.value}-{purpose[:4] if purpose != 'hard-development' else 'hard'}"
+    ids = []
+    for form, scan in list(zip(seed_forms(), seed_scans()))[:pages]:
+        doc_id = f"{style.value}-{form.form_id}"
+        write_document(style, out, doc_id, [(form, scan)], rng)
+        ids.append(doc_id)
+    for k in range(len(ids) + 1, pages + 1):
+        doc_id = f"{prefix}-{k:03d}"
+        write_with_retries(style, out, doc_id, lambda: (random_form(rng, doc_id), _scan(rng, purpose)), rng)
+        ids.append(doc_id)
+    return ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--pages", type=int, default=48)
     parser.add_argument("--purpose", choices=sorted(SEEDS), default="evaluation")
+    parser.add_argument("--style", type=Style, choices=list(Style), default=Style.PILLOW,
+                        help="how the forms are printed (default: pillow, fixtures.generate's drawing)")
     args = parser.parse_args()
     try:
-        ids = generate(args.out, args.pages, args.purpose)
+        ids = generate(args.out, args.pages, args.purpose, args.style)
     except LookupError as exc:
         raise SystemExit(f"bench.eval_set: {exc}") from None
     print(f"{len(ids)} pages written to {args.out}/scans with truth in {args.out}/truth")

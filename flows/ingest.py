@@ -38,6 +38,7 @@ from models import PageResult
 from pipeline.errors import DuplicateFileError, FormscanError
 from pipeline.extract import error_result, plan_pages
 from pipeline.read import DOCUMENT_SUFFIXES, file_sha256
+from pipeline.validate import LAYOUT_FAILED
 from review.ingest import (
     DEFAULT_AUDIT_RATE,
     TRANSIENT_ERRORS,
@@ -68,6 +69,7 @@ class PageOutcome:
     flagged: int = 0  # flagged fields
     error_kind: str | None = None
     error_message: str | None = None
+    layout_failed: bool = False  # a form whose layout could not be mapped: a record of what could be, flagged
 
     @property
     def is_form(self) -> bool:
@@ -80,7 +82,8 @@ class PageOutcome:
 
 def _stored_outcome(file_name: str, number: int | None, row: PageRow) -> PageOutcome:
     return PageOutcome(file_name, number, added=True, status=row.status, flagged=len(row.flags),
-                       error_kind=row.error_kind, error_message=row.error_message)
+                       error_kind=row.error_kind, error_message=row.error_message,
+                       layout_failed=any(flag.get("reason") == LAYOUT_FAILED for flag in row.machine_flags or []))
 
 
 @dataclass
@@ -107,6 +110,10 @@ class IngestSummary:
         return sum(o.is_form for o in self.outcomes)
 
     @property
+    def layout_failed(self) -> int:
+        return sum(o.is_form and o.layout_failed for o in self.outcomes)
+
+    @property
     def flagged(self) -> int:
         return sum(o.flagged for o in self.outcomes if o.added)
 
@@ -129,7 +136,8 @@ class IngestSummary:
     def text(self) -> str:
         statuses = ", ".join(f"{n} {status}" for status, n in self.statuses.items()) or "nothing new"
         line = (f"{self.pages} pages in {self.seconds:.1f} s: {self.added} pages added ({statuses}), "
-                f"{self.already} already in the queue; {self.forms} forms, {self.flagged} flagged fields, "
+                f"{self.already} already in the queue; {self.forms} forms ({self.layout_failed} whose layout "
+                f"failed), {self.flagged} flagged fields, "
                 f"{len(self.failures)} failures, {self.pages_per_minute:.1f} pages/min")
         if self.missing:
             line += f"; {len(self.missing)} pages NOT in the queue: run the same command again"

@@ -64,8 +64,9 @@ class Progress:
 def run_extract(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     from formscan.pool import PagePool
-    from pipeline.errors import TemplateError
+    from pipeline.errors import NotAFormError, TemplateError
     from pipeline.extract import plan_pages
+    from pipeline.validate import LAYOUT_FAILED
     from pipeline.templates import get_template, template_names
 
     # --template NAME reads every page as that form; without it each page's form is detected.
@@ -100,6 +101,8 @@ def run_extract(args: argparse.Namespace) -> int:
                 out.flush()
                 result = PageResult.model_validate_json(line)
                 counts[result.status.value if result.status else "error"] += 1
+                counts["layout_failed"] += any(flag.reason == LAYOUT_FAILED for flag in result.flags)
+                counts["not_a_form"] += result.error is not None and result.error.kind == NotAFormError.kind
                 flagged += len(result.flags)
             progress.step()
     finally:
@@ -112,7 +115,8 @@ def run_extract(args: argparse.Namespace) -> int:
             f"formscan: {len(items)} pages in {elapsed:.1f} s ({len(items) / max(elapsed, 1e-6) * 60:.1f} pages/min, "
             f"{workers} worker{'s' if workers > 1 else ''}): {records} records "
             f"({counts['auto_accepted']} auto-accepted, {counts['needs_review']} need review, "
-            f"{flagged} flagged fields), {counts['error']} errors -> {args.output}",
+            f"{counts['layout_failed']} of them forms whose layout failed, {flagged} flagged fields), "
+            f"{counts['error']} errors ({counts['not_a_form']} pages not a form) -> {args.output}",
             file=sys.stderr,
         )
     return 0 if records or (counts["error"] == 0 and items) else 1

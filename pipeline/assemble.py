@@ -13,7 +13,6 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 
 from models import FormRecord, TemplateRecord
-from pipeline.errors import NotAFormError
 from pipeline.grid import Cell, Grid
 from pipeline.lexicon import Lexicon, field_kind
 from pipeline.numbers import NumberFormatError, parse_number
@@ -39,10 +38,12 @@ class AssembledPage:
     unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
     unmapped: dict[str, str] = field(default_factory=dict)  # field path -> why no cell could be found for it
     misaligned: dict[str, str] = field(default_factory=dict)  # field path -> why its cell looks cut wrong
+    layout_failed: str | None = None  # why the template's layout could not be mapped onto the table
     under_seal: set[str] = field(default_factory=set)  # fields whose cell a grey seal's erasure changed
 
 
-def _key(text: str) -> str:
+def label_key(text: str) -> str:
+    """A label or cell text as labels are compared: comparable, without spaces and punctuation."""
     return _PUNCT.sub("", comparable(text))
 
 
@@ -51,7 +52,7 @@ def label_similarity(text: str, label: str, at_least: float = 0.0) -> float:
     """How alike a cell's text and a label are (difflib's ratio, 0..1), or 0.0 when their
     lengths alone keep it from exceeding ``at_least``: searching a page for a label compares
     it with every cell, ~3,000 comparisons a page, and most differ in length too much to match."""
-    a, b = _key(text), _key(label)
+    a, b = label_key(text), label_key(label)
     if not a or not b:
         return 0.0
     matcher = SequenceMatcher(None, a, b)
@@ -108,8 +109,8 @@ def _shared_cells(row_cells: dict[str, Cell | None], prefix: str, headers: dict[
 
 
 def _is_label(text: str, template: Template) -> bool:
-    key = _key(text)
-    return bool(key) and any(key == _key(label) for label in template.printed_words())
+    key = label_key(text)
+    return bool(key) and any(key == label_key(label) for label in template.printed_words())
 
 
 def form_vocabulary(lexicon: Lexicon | None = None, template: Template | None = None) -> frozenset[str]:
@@ -129,11 +130,11 @@ def read_year(header_text: str) -> int | None:
 def identifying_score(template: Template, grid: Grid, texts: dict[Cell, CellText]) -> float:
     """How well the page's cells show the template's identifying labels: the mean, over
     those labels, of the best similarity of any cell's text to it (1.0: all printed as is)."""
-    keys = [_key(texts.get(cell, BLANK).text) for cell in grid.cells]
+    keys = [label_key(texts.get(cell, BLANK).text) for cell in grid.cells]
     keys = [k for k in keys if k]
     scores = []
     for label in template.identify:
-        target = _key(label)
+        target = label_key(label)
         scores.append(max((SequenceMatcher(None, k, target).ratio() for k in keys), default=0.0))
     return sum(scores) / len(scores)
 
@@ -145,8 +146,12 @@ def assemble_record(
     lexicon: Lexicon | None = None,
     template: Template | None = None,
 ) -> AssembledPage:
-    """Build the record from read cells by ``template`` (the project form's by default);
-    raise NotAFormError when the template's identifying labels are not all there.
+    """Build the record from read cells by ``template`` (the project form's by default).
+
+    When the template's identifying labels are not all there, or a section's key column
+    cannot be mapped, the record holds what could be mapped and ``layout_failed`` says why;
+    the parts that could not be mapped are ``unmapped``. Whether such a page is the form at
+    all is for ``pipeline.identify`` to say.
 
     Text fields with a vocabulary (指标 levels, target words, units) are snapped onto
     ``lexicon`` terms when exactly one is within reach; the flag logic still sees how
@@ -154,8 +159,7 @@ def assemble_record(
     """
     template = template or get_template()
     table = _Table(grid, texts)
-    if any(table.find(label) is None for label in template.identify):
-        raise NotAFormError(f"no {' / '.join(template.identify)} labels: not a {template.title}")
+    absent = [label for label in template.identify if table.find(label) is None]
     year = read_year(header_text)
     page = AssembledPage(FormRecord(year=year) if template.record == "project" else
                          TemplateRecord(form_type=template.form_type, year=year))
@@ -214,14 +218,27 @@ def assemble_record(
                 columns, problems = section_columns[part.section]
                 col = columns.get(part.column)
                 if col is None:
-                    page.unmapped[part.name] = problems[part.column]
+                    page.unmapped[part.name] = problems.get(part.column) or str(page.layout_failed)
                 else:
                     values[part.name] = take(part.name, table.at.get((total_row, col)), part.number)
+    if absent:
+        _mark_layout_failed(page, template, absent)
     if template.record == "project":
         page.record = FormRecord.model_validate(values)
     else:
         page.record = TemplateRecord.model_validate({"form_type": template.form_type, **values})
     return page
+
+
+def _mark_layout_failed(page: AssembledPage, template: Template, absent: list[str]) -> None:
+    """Record that the identifying labels ``absent`` were not found: the parts they anchor are unmapped."""
+    page.layout_failed = f"no {' / '.join(absent)} label was found: the table's layout was not recognised"
+    for part in template.parts:
+        anchors = {part.anchor, *part.headers.values()} if isinstance(part, Section) else {part.label}
+        if anchors & set(absent):
+            page.unmapped.setdefault(part.name, page.layout_failed)
+    if not page.unmapped:
+        page.unmapped[template.parts[0].name] = page.layout_failed
 
 
 def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
@@ -248,8 +265,8 @@ def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tupl
             cells[key] = cell
     problems = {key: f"no {label} column was found" for key, label in wanted.items() if key not in cells}
     for key, cell in cells.items():
-        text = _key(table.text(cell).text)
-        sharing = [label for k, label in wanted.items() if k == key or _key(label) in text]
+        text = label_key(table.text(cell).text)
+        sharing = [label for k, label in wanted.items() if k == key or label_key(label) in text]
         if len(sharing) > 1:
             problems[key] = "the headers " + " and ".join(sharing) + " were read as one cell"
     return {key: cell.col for key, cell in cells.items() if key not in problems}, problems
@@ -269,7 +286,7 @@ def _unit_in(table: _Table, part: FieldPart) -> str:
 
 def _row_label_of(text: str, row_labels: tuple[str, ...]) -> str | None:
     """The row label a label cell's text ends with (a printed 其中： in front is allowed)."""
-    key = _key(text)
+    key = label_key(text)
     for label in row_labels:
         if key.endswith(label) or (key and label_similarity(key[-len(label) :], label) >= 0.75):
             return label
@@ -284,7 +301,9 @@ def _assemble_section(table: _Table, section: Section, take, page: AssembledPage
     columns, problems = _header_columns(table, header, section.headers)
     grammar = {c.field: c.number for c in section.columns}
     if section.key is not None and section.key in problems:
-        raise NotAFormError(f"the {section.headers[section.key]} column cannot be mapped: {problems[section.key]}")
+        page.layout_failed = f"the {section.headers[section.key]} column cannot be mapped: {problems[section.key]}"
+        page.unmapped[section.name] = page.layout_failed
+        return [], None, {}, problems
     rows: list[dict[str, object]] = []
     if section.row_labels:
         total_row = None

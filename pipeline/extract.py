@@ -12,14 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from models import PageError, PageResult, PageStatus, SourceRef
+from models import FormRecord, PageError, PageResult, PageStatus, SourceRef, TemplateRecord
 from pipeline.assemble import (
     AssembledPage, FieldEvidence, assemble_record, find_label, form_vocabulary, identifying_score, read_year,
 )
 from pipeline.cell_image import prepare_cell
 from pipeline.deskew import deskew, detect_orientation, rotate_upright
 from pipeline.blank import is_blank
-from pipeline.errors import BlankPageError, DuplicateFileError, FormscanError, TooManyPagesError
+from pipeline.errors import (
+    BlankPageError, DuplicateFileError, FormscanError, NoTableError, NotAFormError, TooManyPagesError,
+)
+from pipeline.identify import shown_form
 from pipeline.grid import Box, Cell, Grid, detect_grid
 from pipeline.lexicon import Lexicon
 from pipeline.memory import release_freed_memory
@@ -27,7 +30,7 @@ from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText, comparable
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import Seal, erase_seals, find_seals
-from pipeline.templates import PROJECT_TEMPLATE, Template, get_template
+from pipeline.templates import PROJECT_TEMPLATE, Template, all_templates, get_template
 from pipeline.validate import confirmed_by_rules, layout_doubt, record_notices, validate
 
 
@@ -224,7 +227,13 @@ def _extract_page_full(
         upright = rotate_upright(page.image, detect_orientation(page.image))
         image, _angle = deskew(upright)
         release_freed_memory()  # the page's rendering and the copies turned upright and deskewed
-        grid = detect_grid(image)
+        try:
+            grid = detect_grid(image)
+        except NoTableError:
+            shown = form_without_table(page, image, reader, templates)
+            if shown is None:
+                raise
+            return shown
         # Cells are read with the seal's ink erased: mid-grey on grey scans, a faint ghost in
         # the red channel of colour ones. The grid is found before: erasing can thin a faded rule.
         seals = find_seals(image, page.dpi)
@@ -234,6 +243,8 @@ def _extract_page_full(
         template, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
+        if assembled.layout_failed:
+            require_form_shown(template, header, [text.text for text in texts.values()], assembled.layout_failed)
         if seals and not page.was_colour:
             touched = cells_changed(stamped, image, grid)
             reread = reread_under_seal(
@@ -250,6 +261,43 @@ def _extract_page_full(
     return PageExtraction(
         result, image, grid, texts, assembled.evidence, layout_doubt(assembled, result.flags), assembled.under_seal
     )
+
+
+def require_form_shown(template: Template, header: str, cell_texts: list[str], why: str) -> None:
+    """Raise NotAFormError unless the page shows ``template``'s form (its title or most of its
+    words) better than any other known form: a page whose layout failed is still that form."""
+    shown = shown_form(all_templates(), header, cell_texts)
+    if shown is None or shown.template != template.name:
+        other = f"; it shows the {get_template(shown.template).title}" if shown is not None else ""
+        raise NotAFormError(f"{why}, and neither the title nor most labels of the {template.title} are printed{other}")
+
+
+def unmapped_form(template: Template, header: str, why: str) -> AssembledPage:
+    """The record of a page known to be ``template``'s form where no part could be mapped."""
+    year = read_year(header)
+    record = FormRecord(year=year) if template.record == "project" else TemplateRecord(
+        form_type=template.form_type, year=year)
+    assembled = AssembledPage(record, layout_failed=why)
+    assembled.unmapped = {part.name: why for part in template.parts if getattr(part, "place", None) != "unit_in"}
+    return assembled
+
+
+HEADER_SHARE = 0.3  # without a table, the title is looked for in the page's top third
+
+
+def form_without_table(
+    page: Page, image: np.ndarray, reader: CellReader, templates: Sequence[Template] | None
+) -> PageExtraction | None:
+    """A flagged, empty record when a page without a ruled table still shows a form's title;
+    None when it shows none (the caller reports no table)."""
+    header = read_header(image, round(image.shape[0] * HEADER_SHARE), page.dpi, reader)
+    shown = shown_form(list(templates or [get_template()]), header, [])
+    if shown is None:
+        return None
+    template = get_template(shown.template)
+    assembled = unmapped_form(template, header, "no ruled table was found: the table's layout was not recognised")
+    result = judge(SourceRef(file=page.source, page=page.number), assembled, page_lexicon(None, template))
+    return PageExtraction(result, image, layout_doubt=assembled.layout_failed)
 
 
 def judge(source: SourceRef, assembled: AssembledPage, lexicon: Lexicon | None = None) -> PageResult:

@@ -19,6 +19,10 @@ from pipeline.lexicon import Lexicon, field_kind
 from pipeline.repair import repair_text
 from pipeline.templates import Template, get_template, template_for_form_type
 
+# A part of a page known to be the form that its layout could not be mapped onto.
+LAYOUT_FAILED = rule_reason("layout_failed")
+
+
 def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
@@ -292,8 +296,9 @@ def confidence_flags(page: AssembledPage, classes: dict[str, str]) -> Iterator[F
     """Flags for fields whose calibrated confidence is below ``REVIEW_BELOW``: fields read
     differently by the two engines and confirmed neither by the form's arithmetic or
     vocabulary nor by a PP-OCR score that has proved right often enough."""
+    unmapped_reason = LAYOUT_FAILED if page.layout_failed else FlagReason.MISSING.value
     for path, why in page.unmapped.items():
-        yield Flag(field=path, reason=FlagReason.MISSING.value, message=why)
+        yield Flag(field=path, reason=unmapped_reason, message=why)
     for path, why in page.misaligned.items():
         yield Flag(field=path, reason=rule_reason("layout"), message=why)
     for path, raw in page.unparseable.items():

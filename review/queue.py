@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from models import Flag, FlagReason, FormRecord
 from pipeline.lexicon import Lexicon, field_kind
-from pipeline.validate import rule_flags
+from pipeline.errors import NotAFormError
+from pipeline.validate import LAYOUT_FAILED, rule_flags
 from review.fields import FieldValueError, get_text, is_editable, with_value
 from review.store import (
     Batch,
@@ -331,6 +332,8 @@ class BatchSummary:
     created_at: datetime
     counts: dict[str, int]
     flags: int
+    layout_failed: int = 0  # forms whose layout could not be mapped: records of what could be, flagged
+    not_a_form: int = 0  # pages that show no form at all
 
 
 def batch_summaries(session: Session) -> list[BatchSummary]:
@@ -345,7 +348,16 @@ def batch_summaries(session: Session) -> list[BatchSummary]:
         .join(PageRow, PageRow.id == FlagRow.page_id).join(Document, Document.id == PageRow.document_id)
         .group_by(Document.batch_id)
     ).all())
-    return [BatchSummary(b.id, b.name, b.created_at, counts.get(b.id, {}), flags.get(b.id, 0))
+    layout_failed: dict[int, int] = defaultdict(int)
+    not_a_form: dict[int, int] = defaultdict(int)
+    for batch_id, machine_flags, error_kind in session.execute(
+        select(Document.batch_id, PageRow.machine_flags, PageRow.error_kind).join(
+            Document, Document.id == PageRow.document_id)
+    ):
+        layout_failed[batch_id] += any(flag.get("reason") == LAYOUT_FAILED for flag in machine_flags or [])
+        not_a_form[batch_id] += error_kind == NotAFormError.kind
+    return [BatchSummary(b.id, b.name, b.created_at, counts.get(b.id, {}), flags.get(b.id, 0),
+                         layout_failed[b.id], not_a_form[b.id])
             for b in session.scalars(select(Batch).order_by(Batch.id))]
 
 

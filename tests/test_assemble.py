@@ -11,6 +11,8 @@ from pipeline.errors import NotAFormError
 from pipeline.grid import Box, Cell, Grid
 from pipeline.ocr import BLANK, DASH, CellText
 from pipeline.repair import repair_text
+from pipeline.extract import require_form_shown
+from pipeline.templates import get_template
 
 TRUTH = sorted((Path(__file__).parent.parent / "fixtures" / "truth").glob("*.json"))
 
@@ -50,8 +52,10 @@ def test_fixture_truth_is_present():
 def test_a_table_without_the_form_labels_is_not_a_form():
     cells = [Cell(r, c, 1, 1, Box(c, r, c + 1, r + 1)) for r in range(3) for c in range(3)]
     texts = {cell: CellText(f"x{cell.row}{cell.col}", 1.0, "agreed") for cell in cells}
-    with pytest.raises(NotAFormError):
-        assemble_record(Grid((0, 1, 2, 3), (0, 1, 2, 3), tuple(cells)), texts)
+    assembled = assemble_record(Grid((0, 1, 2, 3), (0, 1, 2, 3), tuple(cells)), texts, "通讯录")
+    assert assembled.layout_failed and "项目名称" in assembled.layout_failed
+    with pytest.raises(NotAFormError, match="neither the title nor most labels"):
+        require_form_shown(get_template(), "通讯录", [t.text for t in texts.values()], assembled.layout_failed)
 
 
 @pytest.mark.parametrize(("header", "year"), [("（2020 年度）", 2020), ("( 2023年度)", 2023), ("自评表", None)])

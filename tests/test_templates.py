@@ -17,7 +17,7 @@ from fixtures.template_pages import render_described
 from models import FormRecord, TemplateRecord
 from pipeline.assemble import assemble_record
 from pipeline.errors import NotAFormError, TemplateError
-from pipeline.extract import matching_templates
+from pipeline.extract import matching_templates, require_form_shown
 from pipeline.grid import Box, Cell, Grid
 from pipeline.lexicon import Lexicon
 from pipeline.ocr import CellText
@@ -83,10 +83,16 @@ def test_each_form_is_detected_by_its_identifying_labels(paths, expected):
 def test_a_page_read_as_the_other_form_is_not_that_form():
     project_page = json.loads(PROJECT_TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
     department_page = json.loads(DEPARTMENT_TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
-    with pytest.raises(NotAFormError, match="部门整体支出绩效自评表"):
-        assemble_record(*perfect_reading(project_page), template=get_template("department_self_evaluation"))
-    with pytest.raises(NotAFormError, match="项目支出绩效自评表"):
-        assemble_record(*perfect_reading(department_page))
+    department = get_template("department_self_evaluation")
+    for page, template, header, other in [
+        (project_page, department, "财政项目支出绩效自评表", "项目支出绩效自评表"),
+        (department_page, get_template(), "部门整体支出绩效自评表", "部门整体支出绩效自评表"),
+    ]:
+        grid, texts = perfect_reading(page)
+        assembled = assemble_record(grid, texts, header, template=template)
+        assert assembled.layout_failed
+        with pytest.raises(NotAFormError, match=f"it shows the {other}"):
+            require_form_shown(template, header, [t.text for t in texts.values()], assembled.layout_failed)
 
 
 def test_a_table_of_other_labels_matches_no_template():
