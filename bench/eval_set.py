@@ -26,7 +26,7 @@ import random
 from pathlib import Path
 
 from fixtures.generate import _render_retry, _write_doc, available_fonts, random_form, random_scan, seed_forms, seed_scans
-from fixtures.styles import Style, write_document, write_with_retries
+from fixtures.styles import Style, write_with_retries
 
 LOW_DPI_SHARE = 0.25
 SEEDS = {"evaluation": 7_700_001, "calibration": 5_500_003, "development": 3_300_007,
@@ -86,7 +86,7 @@ def _generate_printed(out: Path, pages: int, purpose: str, style: Style) -> list
     ids = []
     for form, scan in list(zip(seed_forms(), seed_scans()))[:pages]:
         doc_id = f"{style.value}-{form.form_id}"
-        write_document(style, out, doc_id, [(form, scan)], rng)
+        write_with_retries(style, out, doc_id, lambda: (form, scan), rng)
         ids.append(doc_id)
     for k in range(len(ids) + 1, pages + 1):
         doc_id = f"{prefix}-{k:03d}"

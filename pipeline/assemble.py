@@ -198,6 +198,8 @@ def assemble_record(
         elif part.place == "right_of":
             found = label_cells[part.name] = table.find(part.label)
             values[part.name] = take_text(part.name, table.right_of(found)) if found else ""
+            if found is None:
+                page.unmapped[part.name] = f"no {part.label} label was found"
         elif part.place == "below":
             above = table.find(part.above) if part.above else None
             found = table.find(part.label, rows=range(0, above.row) if above is not None else None)
@@ -205,6 +207,8 @@ def assemble_record(
                 found = table.right_of(label_cells[part.else_right_of])  # the layout puts it there
             label_cells[part.name] = found
             values[part.name] = take_text(part.name, table.below(found)) if found else ""
+            if found is None:
+                page.unmapped[part.name] = f"no {part.label} label was found"
             if _is_label(values[part.name], template):
                 page.misaligned[part.name] = (
                     f"the cell read holds the label {values[part.name]}: the layout was not recognised"

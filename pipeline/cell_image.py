@@ -62,19 +62,24 @@ def _ink_levels(crop: np.ndarray, paper: float) -> tuple[float, float]:
     return strong, max(strong, (strong + paper) / 2)
 
 
+BAND_LINE_INK = 0.25  # a line of a rule's band this much ink is the rule's
+
+
 def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
     """Drop rule remnants: long straight runs along the crop's edges."""
     h, w = mask.shape
     edge = max(2, dpi // 60)
     out = mask.copy()
+    # Within a band that holds a rule, only its lines that are mostly ink go: text printed
+    # against the rule keeps the strokes beside it.
     for rows in (slice(0, edge), slice(h - edge, h)):
         band = out[rows]
         if band.size and np.count_nonzero(band) / band.size > 0.5:
-            band[:] = False
+            band[np.count_nonzero(band, axis=1) / w > BAND_LINE_INK] = False
     for cols in (slice(0, edge), slice(w - edge, w)):
         band = out[:, cols]
         if band.size and np.count_nonzero(band) / band.size > 0.5:
-            band[:] = False
+            band[:, np.count_nonzero(band, axis=0) / h > BAND_LINE_INK] = False
     # Any remaining row/column that is ink almost end to end is a rule, not text.
     full_rows = np.count_nonzero(out, axis=1) / w > 0.85
     out[full_rows] = False

@@ -28,6 +28,7 @@ from pipeline.lexicon import Lexicon
 from pipeline.memory import release_freed_memory
 from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText, comparable
+from pipeline.regrid import split_hidden_rules, suspects
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import Seal, erase_seals, find_seals
 from pipeline.templates import PROJECT_TEMPLATE, Template, all_templates, get_template
@@ -66,9 +67,13 @@ def read_cells(
     reader: CellReader,
     lexicon: Lexicon | None = None,
     templates: Sequence[Template] | None = None,
-) -> tuple[Template, dict[Cell, CellText]]:
-    """The page's template and every cell's text, PP-OCR asked only where Tesseract's reading
-    is not already vouched for.
+) -> tuple[Template, Grid, dict[Cell, CellText]]:
+    """The page's template, its grid and every cell's text, PP-OCR asked only where Tesseract's
+    reading is not already vouched for.
+
+    Cells whose first reading shows what two cells print (two labels, two number groups, a
+    label and its value) are searched for the rule the grid missed (``pipeline.regrid``); the
+    grid returned has the rules found there, and the cells they cut are read anew.
 
     Tesseract reads every cell first (~14 ms a cell). Its readings settle a cell when they
     are exactly a word of the form, or when the form's arithmetic holds over them (the
@@ -95,6 +100,13 @@ def read_cells(
             cell: reader.first_reading(cells[cell], own) for cell, text in first.items()
             if text.source == "vocabulary" and comparable(text.text) not in own
         })
+    refined = split_hidden_rules(image, grid, suspects({c: t.text for c, t in first.items()}, template))
+    if refined is not None:
+        by_box = {cell.box: text for cell, text in first.items()}
+        grid = refined
+        cells = {cell: prepare_cell(image, cell.box, dpi) for cell in grid.cells}
+        own = vocabularies[template.name]
+        first = {cell: by_box.get(cell.box) or reader.first_reading(cells[cell], own) for cell in grid.cells}
     try:
         draft = assemble_record(grid, first, header, page_lexicon(lexicon, template), template)
     except FormscanError:
@@ -106,7 +118,7 @@ def read_cells(
         }
     asked = [cell for cell in cells if cell not in settled]
     second = reader.second_opinions([(cells[cell], first[cell]) for cell in asked])
-    return template, {**first, **dict(zip(asked, second))}
+    return template, grid, {**first, **dict(zip(asked, second))}
 
 
 def reread_under_seal(
@@ -240,7 +252,7 @@ def _extract_page_full(
         stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour, seals=seals, grids=[grid])
         release_freed_memory()  # the grid's page-sized masks, before the engines' buffers
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
-        template, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
+        template, grid, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
         if assembled.layout_failed:

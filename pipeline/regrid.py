@@ -1,0 +1,171 @@
+"""Find the vertical rules the grid missed, inside the cells whose text says they hide one.
+
+A hairline or faded rule next to text can stay under the grid's page-wide threshold, and
+the cells either side of it come out as one: 全年执行数 and 分值 in one header cell, two
+amounts in one body cell. Such a cell is searched again, alone, at a lower threshold for
+a thin dark line across its whole height with paper beside it. A rule found there runs
+on through the column: every other cell it crosses is split where it shows too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.assemble import label_key
+from pipeline.grid import Box, Cell, Grid, to_gray
+from pipeline.templates import Template
+
+EDGE_MM = 1.5  # a hidden rule lies this far at least inside the cell's own rules
+RULE_COVER = 0.8  # share of the cell's height the line must darken
+PAPER_BESIDE = 0.35  # share of its height with paper just left and just right of the line
+CONTINUED_COVER = 0.6  # in a cell the rule runs on into, a broken or faded stretch still counts
+MIN_DARKNESS = 10  # grey levels below the cell's paper: a faded rule after blur and JPEG
+INSET_MM = 0.4  # the cell's top and bottom rows are left out: the horizontal rules' blur
+NUMBER_GROUPS = re.compile(r"[-\d.,%]+\s+[-\d.,%—]+")
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A cell whose text says it holds what two cells print."""
+
+    cell: Cell
+    parts: int  # how many cells its text shows (two labels: 2)
+    across: bool = True  # the hidden rule runs down the page (False: along it, between rows)
+
+
+def suspects(texts: dict[Cell, str], template: Template) -> list[Suspect]:
+    """Cells holding two or more of the form's printed words, a label and other text, or
+    number groups with a gap between them."""
+    keys = sorted({label_key(w) for w in template.printed_words() if len(label_key(w)) >= 2}, key=len, reverse=True)
+    out = []
+    for cell, text in texts.items():
+        key = label_key(text)
+        found, rest = 0, key
+        for word in keys:
+            if word in rest:
+                found += 1
+                rest = rest.replace(word, "|", 1)
+        if found >= 2 or (found == 1 and len(rest) >= 3):
+            # two labels, or a label and a value: the hidden rule may run either way
+            parts = max(2, found)
+            out += [Suspect(cell, parts), Suspect(cell, parts, across=False)]
+        elif NUMBER_GROUPS.search(text.strip()):
+            out.append(Suspect(cell, 2))
+    return out
+
+
+def _line_strength(crop: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a cell crop: the share of rows where it is darker than the paper, and the
+    share where the columns just beside it on both sides are paper."""
+    paper = float(np.percentile(crop, 90))
+    ink = float(np.percentile(crop, 1))
+    level = paper - max(MIN_DARKNESS, 0.12 * (paper - ink))
+    dark = crop < level
+    # a line may lean a pixel over the cell's height after deskew: take the darker of neighbours
+    spread = dark.copy()
+    spread[:, 1:] |= dark[:, :-1]
+    cover = spread.mean(axis=0)
+    side = max(2, round(0.35 * ppm))
+    light = ~dark
+    both = np.zeros(crop.shape[1], np.float64)
+    if crop.shape[1] > 2 * side:
+        left, right = light[:, : -2 * side], light[:, 2 * side :]
+        both[side:-side] = (left & right).mean(axis=0)
+    return cover, both
+
+
+def hidden_rule_xs(gray: np.ndarray, box: Box, ppm: float, at: int | None = None, cover: float = RULE_COVER) -> list[int]:
+    """x of the thin vertical lines across ``box`` (page pixels), strongest first; near ``at`` only when given."""
+    inset_y = max(1, round(INSET_MM * ppm))
+    edge = max(2, round(EDGE_MM * ppm))
+    y0, y1 = box.y0 + inset_y, box.y1 - inset_y
+    if y1 - y0 < 4 or box.width < 2 * edge + 4:
+        return []
+    crop = gray[y0:y1, box.x0 : box.x1]
+    strength, beside = _line_strength(crop, ppm)
+    ok = (strength >= cover) & (beside >= PAPER_BESIDE)
+    ok[:edge] = ok[-edge:] = False
+    if at is not None:
+        near = np.zeros_like(ok)
+        lo, hi = max(0, at - box.x0 - edge // 2), min(len(ok), at - box.x0 + edge // 2 + 1)
+        near[lo:hi] = True
+        ok &= near
+    xs: list[int] = []
+    for x in np.argsort(-strength):
+        if not ok[x]:
+            continue
+        if all(abs(int(x) - prior) > edge for prior in xs):
+            xs.append(int(x))
+    return [box.x0 + x for x in xs]
+
+
+def _split(grid: Grid, x: int, split_cells: set[Cell]) -> Grid:
+    """``grid`` with a new column edge at ``x``: the cells in ``split_cells`` cut in two there,
+    every other cell across it widened by one fine column."""
+    k = next(i for i, e in enumerate(grid.col_edges) if e > x)  # the new edge's index
+    edges = (*grid.col_edges[:k], x, *grid.col_edges[k:])
+    half = max(1, round(grid.rule_px / 2) + 1)
+    cells = []
+    for cell in grid.cells:
+        first, last = cell.col, cell.col + cell.col_span  # edge indices before the insert
+        if last < k:
+            cells.append(cell)
+        elif first >= k:
+            cells.append(Cell(cell.row, cell.col + 1, cell.row_span, cell.col_span, cell.box))
+        elif cell in split_cells:
+            b = cell.box
+            cells.append(Cell(cell.row, cell.col, cell.row_span, k - first, Box(b.x0, b.y0, x - half, b.y1)))
+            cells.append(Cell(cell.row, k, cell.row_span, last - k + 1, Box(x + half, b.y0, b.x1, b.y1)))
+        else:
+            cells.append(Cell(cell.row, cell.col, cell.row_span, cell.col_span + 1, cell.box))
+    cells.sort(key=lambda c: (c.row, c.col))
+    return Grid(grid.row_edges, edges, tuple(cells), grid.px_per_mm, grid.rule_px)
+
+
+def _transposed(grid: Grid) -> Grid:
+    cells = tuple(sorted(
+        (Cell(c.col, c.row, c.col_span, c.row_span, Box(c.box.y0, c.box.x0, c.box.y1, c.box.x1)) for c in grid.cells),
+        key=lambda c: (c.row, c.col),
+    ))
+    return Grid(grid.col_edges, grid.row_edges, cells, grid.px_per_mm, grid.rule_px)
+
+
+def _split_across(gray: np.ndarray, grid: Grid, found: list[Suspect]) -> Grid:
+    """``grid`` with the vertical rules hidden in the ``found`` cells added."""
+    ppm = grid.px_per_mm
+    xs: list[int] = []
+    for suspect in found:
+        for x in hidden_rule_xs(gray, suspect.cell.box, ppm)[: suspect.parts - 1]:
+            if all(abs(x - prior) > EDGE_MM * ppm for prior in xs):
+                xs.append(x)
+    out = grid
+    for x in sorted(xs):
+        crossing = [c for c in out.cells if c.box.x0 + EDGE_MM * ppm < x < c.box.x1 - EDGE_MM * ppm]
+        split = {c for c in crossing if hidden_rule_xs(gray, c.box, ppm, at=x, cover=CONTINUED_COVER)}
+        if split:
+            out = _split(out, x, split)
+    return out
+
+
+def _inside(flipped: Box, box: Box) -> bool:
+    """Does the transposed box ``flipped`` lie within ``box``?"""
+    return box.x0 <= flipped.y0 and flipped.y1 <= box.x1 and box.y0 <= flipped.x0 and flipped.x1 <= box.y1
+
+
+def split_hidden_rules(image: np.ndarray, grid: Grid, found: list[Suspect]) -> Grid | None:
+    """The grid with the rules hidden in the ``found`` cells added, or None when none shows.
+    Rules between rows are found as vertical ones on the transposed page."""
+    if not found:
+        return None
+    gray = to_gray(image)
+    out = _split_across(gray, grid, [s for s in found if s.across])
+    along = [s for s in found if not s.across]
+    if along:
+        flipped = _transposed(out)
+        # the suspects as they are after the vertical rules found cut them
+        still = [Suspect(c, s.parts) for s in along for c in flipped.cells if _inside(c.box, s.cell.box)]
+        out = _transposed(_split_across(np.ascontiguousarray(gray.T), flipped, still))
+    return None if out.cells == grid.cells and out.row_edges == grid.row_edges else out
