@@ -123,3 +123,35 @@ def test_a_page_of_the_form_without_a_ruled_table_is_a_flagged_record():
     failed = {f.field for f in shown.result.flags if f.reason == LAYOUT_FAILED}
     assert {"project_name", "department", "funds", "indicators", "total_score"} <= failed
     assert form_without_table(page, image, TitleOnlyReader("关于报送2020年度项目支出绩效自评材料的函"), None) is None
+
+
+def merged_columns(grid: Grid, texts: dict[Cell, CellText], left: Cell, rows: range) -> tuple[Grid, dict[Cell, CellText]]:
+    """The grid with ``left`` and the cell right of it read as one, in every row of ``rows``."""
+    cells, out = [], dict(texts)
+    at = {(c.row, c.col): c for c in grid.cells}
+    gone = set()
+    for row in rows:
+        a = at.get((row, left.col))
+        if a is None or a.row != row:
+            continue
+        b = at.get((row, a.col + a.col_span))
+        if b is None or b.row != row:
+            continue
+        merged = Cell(row, a.col, 1, a.col_span + b.col_span, Box(a.box.x0, a.box.y0, b.box.x1, a.box.y1))
+        out[merged] = CellText(texts.get(a, CellText("", 1.0, "agreed")).text + texts.get(b, CellText("", 1.0, "agreed")).text,
+                               1.0, "agreed")
+        gone |= {a, b}
+        cells.append(merged)
+    cells += [c for c in grid.cells if c not in gone]
+    return Grid(grid.row_edges, grid.col_edges, tuple(sorted(cells, key=lambda c: (c.row, c.col)))), out
+
+
+def test_a_funds_header_short_of_its_six_columns_flags_every_funds_field():
+    grid, texts = perfect_reading(seed_page())
+    header = next(c for c in grid.cells if texts.get(c) and texts[c].text == "全年执行数")
+    grid, texts = merged_columns(grid, texts, header, range(header.row, header.row + 5))
+    assembled = assemble_record(grid, texts, TITLE)
+    flagged = {f.field for f in validate(assembled)}
+    funds = {f"funds[{i}].{key}" for i in range(len(assembled.record.funds))
+             for key in ("initial_budget", "annual_budget", "executed", "weight", "execution_rate", "score")}
+    assert funds <= flagged

@@ -1,0 +1,56 @@
+"""The rules the grid missed are found in the cells whose text says they hide one."""
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from fixtures.generate import _font
+from pipeline.grid import Box, Cell, Grid
+from pipeline.regrid import split_hidden_rules, suspects
+from pipeline.templates import get_template
+
+PPM = 200 / 25.4  # 200 dpi
+
+
+def page_with_hidden_rule(line_grey: int | None) -> tuple[np.ndarray, Grid]:
+    """Two rows, 全年执行数 | 分值 over 362.50 | 10, drawn with a faint hairline between the
+    columns (or none), and the grid a detector that missed it would give: one cell a row."""
+    image = Image.new("L", (700, 260), 255)
+    draw = ImageDraw.Draw(image)
+    font = _font("Noto Sans CJK SC", 28)
+    for y in (20, 120, 220):
+        draw.line([(20, y), (680, y)], fill=20, width=2)
+    for x in (20, 680):
+        draw.line([(x, 20), (x, 220)], fill=20, width=2)
+    if line_grey is not None:
+        draw.line([(400, 20), (400, 220)], fill=line_grey, width=1)
+    draw.text((240, 70), "全年执行数", font=font, fill=20, anchor="mm")
+    draw.text((405, 70), "分值", font=font, fill=20, anchor="lm")  # printed against the rule
+    draw.text((240, 170), "362.50", font=font, fill=20, anchor="mm")
+    draw.text((540, 170), "10", font=font, fill=20, anchor="mm")
+    cells = (Cell(0, 0, 1, 1, Box(22, 22, 679, 119)), Cell(1, 0, 1, 1, Box(22, 122, 679, 219)))
+    return np.asarray(image), Grid((20, 120, 220), (20, 680), cells, PPM, 2.0)
+
+
+def test_a_cell_with_two_labels_is_a_suspect_and_a_cell_with_one_is_not():
+    header, body, single = (Cell(0, 0, 1, 1, Box(0, 0, 1, 1)), Cell(1, 0, 1, 1, Box(0, 1, 1, 2)),
+                            Cell(2, 0, 1, 1, Box(0, 2, 1, 3)))
+    found = suspects({header: "全年执行数分值", body: "362.50   10", single: "分值"}, get_template())
+    assert {(s.cell, s.across) for s in found} == {(header, True), (header, False), (body, True)}
+
+
+def test_a_faint_hairline_hidden_in_a_merged_cell_splits_the_column():
+    image, grid = page_with_hidden_rule(line_grey=170)
+    header = grid.cells[0]
+    refined = split_hidden_rules(image, grid, suspects({header: "全年执行数分值"}, get_template()))
+    assert refined is not None and refined.n_cols == 2
+    assert abs(refined.col_edges[1] - 400) <= 2
+    # the rule runs on through the body row, whose text alone raised no suspicion
+    assert sorted((c.row, c.col) for c in refined.cells) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    left, right = (c for c in refined.cells if c.row == 0)
+    assert left.box.x1 < 400 < right.box.x0
+
+
+def test_text_without_a_rule_is_not_split():
+    image, grid = page_with_hidden_rule(line_grey=None)
+    header = grid.cells[0]
+    assert split_hidden_rules(image, grid, suspects({header: "全年执行数分值"}, get_template())) is None
