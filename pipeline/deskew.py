@@ -151,22 +151,32 @@ def _text_mask(gray: np.ndarray, ppm: float) -> np.ndarray:
     return binary & (1 - rules)
 
 
-def _count_blobs(mask: np.ndarray, kernel: tuple[int, int]) -> int:
+def _line_blobs(mask: np.ndarray, kernel: tuple[int, int]) -> int:
+    """The summed length of the blobs that, once ``mask`` is smeared along ``kernel``, are at
+    least twice as long along it as across: the text lines that run that way."""
     merged = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, kernel))
-    return cv2.connectedComponents(merged, connectivity=8)[0] - 1
+    n, _, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
+    w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    along, across = (w, h) if kernel[0] > kernel[1] else (h, w)
+    return int(along[along >= 2 * across].sum())
 
 
 def _text_is_horizontal(gray: np.ndarray, ppm: float) -> bool | None:
-    """True if text lines run left-right, False if top-bottom, None if no text."""
+    """True if text lines run left-right, False if top-bottom, None if no text.
+
+    Smeared along the text, glyphs join into long lines; smeared across it, lines set close
+    together join into blocks that are not long that way. So the direction with more long
+    blobs is the text's, however tight the line spacing; a few stacked short lines (a vertical
+    label, a wrapped narrow header) weigh little against the page's lines."""
     text = _text_mask(gray, ppm)
     if int(text.sum()) < 200:
         return None
     k = max(3, int(round(1.2 * ppm)))
-    n_h = _count_blobs(text, (k, 1))
-    n_v = _count_blobs(text, (1, k))
+    n_h = _line_blobs(text, (k, 1))
+    n_v = _line_blobs(text, (1, k))
     if n_h == n_v:
         return None
-    return n_h < n_v
+    return n_h > n_v
 
 
 @functools.lru_cache(maxsize=1)
