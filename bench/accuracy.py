@@ -5,8 +5,9 @@
 Prints field accuracy (leaf fields exactly right: text after NFKC with
 whitespace removed, numbers within 0.005), straight-through rate (pages with
 every field right and nothing flagged), silent error rate (fields wrong and not
-flagged, over all fields) and review load (flagged fields over all fields),
-overall and per damage kind.
+flagged, over all fields), review load (flagged fields over all fields) and
+lost pages (form pages that got an error line instead of a record), overall,
+per printing style (``style:<name>``) and per damage kind.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class PageScore:
         return self.error is None and self.right == self.fields and self.flagged == 0
 
 
-def damage_kinds(scan: dict) -> list[str]:
-    kinds = ["all"]
+def damage_kinds(scan: dict, style: str = "pillow") -> list[str]:
+    kinds = ["all", f"style:{style}"]
     dpi = scan.get("dpi", 300)
     kinds.append("dpi<=150" if dpi <= 150 else "dpi<=200" if dpi <= 200 else "dpi>200")
     if abs(scan.get("skew_deg", 0)) >= 2:
@@ -96,7 +97,8 @@ def load_truth(truth_dir: Path) -> dict[tuple[str, int], dict]:
 
 def score_page(truth_page: dict, line: dict | None, file: str) -> PageScore:
     truth = leaf_fields(truth_page["record"])
-    result = PageScore(file, truth_page["page"], damage_kinds(truth_page.get("scan", {})))
+    style = truth_page.get("style", {}).get("name", "pillow")
+    result = PageScore(file, truth_page["page"], damage_kinds(truth_page.get("scan", {}), style))
     if line is None or line.get("record") is None:
         result.error = (line or {}).get("error", {}).get("kind", "missing")
         result.fields = result.flagged = len(truth)  # an error line is seen by a human: not silent
@@ -140,6 +142,7 @@ def summarise(pages: list[PageScore]) -> dict[str, dict[str, float]]:
             "straight_through": sum(p.straight_through for p in members) / len(members),
             "silent_error_rate": sum(p.silent for p in members) / fields,
             "review_load": sum(p.flagged for p in members) / fields,
+            "lost": sum(p.error is not None for p in members),  # form pages given no record at all
         }
     return table
 
@@ -160,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(table, indent=2, ensure_ascii=False))
     else:
-        print(f"{'pages':<22}{'n':>4}{'field acc':>11}{'straight':>10}{'silent err':>12}{'review':>9}")
-        for kind, m in sorted(table.items(), key=lambda kv: (kv[0] != "all", kv[0])):
+        print(f"{'pages':<22}{'n':>4}{'field acc':>11}{'straight':>10}{'silent err':>12}{'review':>9}{'lost':>6}")
+        for kind, m in sorted(table.items(), key=lambda kv: (kv[0] != "all", not kv[0].startswith("style:"), kv[0])):
             print(
                 f"{kind:<22}{m['pages']:>4}{m['field_accuracy']:>11.4f}{m['straight_through']:>10.3f}"
-                f"{m['silent_error_rate']:>12.4f}{m['review_load']:>9.3f}"
+                f"{m['silent_error_rate']:>12.4f}{m['review_load']:>9.3f}{m['lost']:>6}"
             )
     if args.errors:
         for page in pages:

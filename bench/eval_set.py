@@ -26,7 +26,7 @@ import random
 from pathlib import Path
 
 from fixtures.generate import _render_retry, _write_doc, available_fonts, random_form, random_scan, seed_forms, seed_scans
-from fixtures.styles import Style, write_with_retries
+from fixtures.styles import Style, ensure_printer, write_with_retries
 
 LOW_DPI_SHARE = 0.25
 SEEDS = {"evaluation": 7_700_001, "calibration": 5_500_003, "development": 3_300_007,
@@ -68,6 +68,7 @@ def generate(out: Path, pages: int, purpose: str, style: Style = Style.PILLOW) -
             "bash scripts/setup.sh installs them (fonts-arphic-ukai, fonts-wqy-microhei)"
         )
     if style is not Style.PILLOW:
+        ensure_printer(style)
         return _generate_printed(out, pages, purpose, style)
     rng = random.Random(SEEDS[purpose])
     ids = []

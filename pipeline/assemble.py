@@ -325,6 +325,10 @@ def _assemble_section(table: _Table, section: Section, take, page: AssembledPage
             for key, why in problems.items():
                 page.unmapped[f"{section.name}[{len(rows) - 1}].{key}"] = why
             row = label.row + label.row_span
+        absent = [label for label in section.row_labels if label not in {r[section.row_label] for r in rows}]
+        if absent:
+            # the form prints every labelled row: one not found was cut or merged away
+            page.unmapped.setdefault(section.name, f"no {'、'.join(absent)} row was found")
     else:
         total_row = _open_rows(table, section, header, columns, grammar, take, page, rows)
         for i in range(len(rows)):

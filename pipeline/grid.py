@@ -104,7 +104,8 @@ CLUSTER_MM = 1.5  # segments this close across the rule direction are one rule
 STRONG_MM = 15.0  # a rule this long is accepted on its own
 JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
 LINE_TOL_MM = 0.25  # pieces of one rule lie this close to its line
-MIN_SEPARATION_MM = 3.5  # distinct rules are >= 4 mm apart; closer ones are one rule
+PIECE_MM = 7.5  # a piece of a rule this long places the rule's line along itself
+MIN_SEPARATION_MM = 3.5  # rules this close along the same stretch are one rule
 JOIN_MM = 1.0  # pieces of one rule this close are rejoined
 MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
 EDGE_COVER = 0.42  # a cell edge with this much rule on its line, attached to a crossing, is a boundary
@@ -163,6 +164,7 @@ class _Segment:
     mid: float = 0.0  # centre along the rule direction
     slope: float = 0.0  # d(pos)/d(along), measured on long segments only
     clutter: float = 0.0
+    cluttered: bool = False  # strokes beside it: a rule only where crossings bound it (text against a rule)
 
 
 @dataclass
@@ -184,7 +186,8 @@ class _Rule:
         return longest.pos, longest.slope, longest.mid
 
     def longest(self) -> int:
-        return max(s.end - s.start for s in self.segments)
+        """The longest piece that may stand as a rule on its own (0 when every piece is cluttered)."""
+        return max((s.end - s.start for s in self.segments if not s.cluttered), default=0)
 
     def covered(self) -> int:
         total, cur_end = 0, -(10**9)
@@ -352,8 +355,9 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float, strokes: np.ndarra
             # short ones need crossings at both ends anyway.
             seg.clutter = _clutter(strokes, seg, horizontal, ppm)
             limit = MAX_CLUTTER_LONG if length >= CLUTTER_EXEMPT_MM * ppm else MAX_CLUTTER
-            if seg.clutter > limit:
-                continue
+            # Glyph strokes beside it: lined-up text, or text printed against a rule. It is
+            # kept, but stands as a rule only where crossing rules bound it at both ends.
+            seg.cluttered = seg.clutter > limit
         segs.append(seg)
     return segs
 
@@ -369,8 +373,10 @@ def _cluster(segs: list[_Segment], tol: float) -> list[_Rule]:
         else:
             rules.append(_Rule(s.pos, [s]))
     for r in rules:
-        weights = np.array([s.end - s.start for s in r.segments], dtype=np.float64)
-        r.pos = float(np.average([s.pos for s in r.segments], weights=weights))
+        # Cluttered pieces place a rule only when it has no other: text beside a rule must not pull it.
+        clean = [s for s in r.segments if not s.cluttered] or r.segments
+        weights = np.array([s.end - s.start for s in clean], dtype=np.float64)
+        r.pos = float(np.average([s.pos for s in clean], weights=weights))
     return sorted(rules, key=lambda r: r.pos)
 
 
@@ -446,10 +452,13 @@ def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: 
     return out
 
 
-def _merge_close(rules: list[_Rule], min_sep: float) -> list[_Rule]:
+def _merge_close(rules: list[_Rule], min_sep: float, join: float) -> list[_Rule]:
+    """Rules closer than ``min_sep`` whose spans overlap (or come within ``join``) are one rule.
+    Close rules side by side along the page are two: blocks of a spreadsheet print their
+    column lines a few millimetres apart."""
     out: list[_Rule] = []
     for r in sorted(rules, key=lambda r: r.pos):
-        if out and r.pos - out[-1].pos < min_sep:
+        if out and r.pos - out[-1].pos < min_sep and r.start < out[-1].end + join and out[-1].start < r.end + join:
             keep, drop = (out[-1], r) if out[-1].covered() >= r.covered() else (r, out[-1])
             merged = _Rule(keep.pos, keep.segments + drop.segments)
             out[-1] = merged
@@ -496,11 +505,20 @@ def _table_regions(h_rules: list[_Rule], v_rules: list[_Rule], ppm: float) -> li
     return sorted(regions, key=lambda r: (r[2] - r[0]) * (r[3] - r[1]), reverse=True)
 
 
-def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, horizontal: bool) -> np.ndarray:
-    """Boolean rule presence along [lo, hi), sampled in a narrow band on the rule's line."""
+def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, horizontal: bool, ppm: float) -> np.ndarray:
+    """Boolean rule presence along [lo, hi), sampled in a narrow band on the rule's line.
+
+    Along each long piece of the rule the band follows that piece: blocks printed with
+    their column lines a little apart (a spreadsheet's) make one rule of offset pieces."""
     pos, slope, ref = rule.line()
     t = np.arange(lo, hi)
-    centre = np.rint(pos + slope * (t - ref)).astype(np.int64)
+    line = pos + slope * (t - ref)
+    for seg in rule.segments:
+        if not seg.cluttered and seg.end - seg.start >= PIECE_MM * ppm:
+            a, b = max(seg.start, lo) - lo, min(seg.end, hi) - lo
+            if a < b:
+                line[a:b] = seg.pos + seg.slope * (t[a:b] - seg.mid)
+    centre = np.rint(line).astype(np.int64)
     limit = mask.shape[0] if horizontal else mask.shape[1]
     t = np.clip(t, 0, (mask.shape[1] if horizontal else mask.shape[0]) - 1)
     prof = np.zeros(hi - lo, dtype=bool)
@@ -601,9 +619,12 @@ def _has_edge(
         return False
     seg, hid = prof[i0:i1], hidden[i0:i1]
     seen = len(seg) - int(hid.sum())
-    if seen < max(2, min_run_px, 0.25 * len(seg)):
+    if seen < max(2, 0.25 * len(seg)):
         return False
     cover = float(seg.sum()) / seen
+    if seen < min_run_px:
+        # a fine cell narrower than a run, between two close rules: only full cover tells
+        return cover >= STRONG_COVER
     if cover >= STRONG_COVER:
         return True
     if cover < EDGE_COVER:
@@ -940,8 +961,8 @@ def _grid_in_region(gray: np.ndarray, ppm: float, rules: _PageRules, region: Reg
     h_rules = [r for r in rules.h_rules if y0 - pad <= r.pos <= y1 + pad and r.end > x0 and r.start < x1]
     v_rules = [r for r in rules.v_rules if x0 - pad <= r.pos <= x1 + pad and r.end > y0 and r.start < y1]
     min_sep = MIN_SEPARATION_MM * ppm
-    h_rules = _merge_close(h_rules, min_sep)
-    v_rules = _merge_close(v_rules, min_sep)
+    h_rules = _merge_close(h_rules, min_sep, pad)
+    v_rules = _merge_close(v_rules, min_sep, pad)
     if len(h_rules) < 2 or len(v_rules) < 2:
         raise NoTableError("no ruled table found")
 
@@ -972,7 +993,7 @@ def _grid_in_region(gray: np.ndarray, ppm: float, rules: _PageRules, region: Reg
     paper_level = float(np.median(gray[::8, ::8]))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
-        prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True)
+        prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True, ppm=ppm)
         hidden = _unseen(gray, h_rules[r], xlo, xhi, band_px, paper_level, prof, min_hidden_px, horizontal=True)
         ink = _ink_on_line(gray, h_rules[r], xlo, xhi, half_band + 1, horizontal=True) if glyph_check else None
         for c in range(n_cols):
@@ -982,7 +1003,7 @@ def _grid_in_region(gray: np.ndarray, ppm: float, rules: _PageRules, region: Reg
             h_edge[r - 1, c] = edge
     v_edge = np.ones((n_rows, max(n_cols - 1, 0)), dtype=bool)
     for c in range(1, n_cols):
-        prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False)
+        prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False, ppm=ppm)
         hidden = _unseen(gray, v_rules[c], ylo, yhi, band_px, paper_level, prof, min_hidden_px, horizontal=False)
         ink = _ink_on_line(gray, v_rules[c], ylo, yhi, half_band + 1, horizontal=False) if glyph_check else None
         for r in range(n_rows):
