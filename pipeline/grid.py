@@ -301,8 +301,8 @@ def _line_masks(gray: np.ndarray, ppm: float, horizontal: bool, faint: bool = Fa
     return _Masks(long, strokes, dark)
 
 
-def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) -> float:
-    """Fraction of a segment with parallel strokes close by on one side (the worse one).
+def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) -> tuple[float, float]:
+    """Fraction of a segment with parallel strokes close by on one side: the worse side's, and the better's.
 
     A rule has paper beside it (text keeps clear of rules); a run of glyph strokes
     that happen to line up (the middle or bottom strokes of a text line) has more
@@ -320,7 +320,7 @@ def _clutter(binary: np.ndarray, seg: _Segment, horizontal: bool, ppm: float) ->
             c = np.clip(np.rint(centre + sign * o).astype(np.int64), 0, limit - 1)
             hit |= (binary[c, t] if horizontal else binary[t, c]) > 0
         sides.append(hit)
-    return max(float(sides[0].mean()), float(sides[1].mean()))
+    return max(float(sides[0].mean()), float(sides[1].mean())), min(float(sides[0].mean()), float(sides[1].mean()))
 
 
 def _segments(mask: np.ndarray, horizontal: bool, ppm: float, strokes: np.ndarray | None = None) -> list[_Segment]:
@@ -353,10 +353,12 @@ def _segments(mask: np.ndarray, horizontal: bool, ppm: float, strokes: np.ndarra
         if strokes is not None and length >= STRONG_MM * ppm:
             # Only long pieces are checked: they are accepted as rules on their own,
             # short ones need crossings at both ends anyway.
-            seg.clutter = _clutter(strokes, seg, horizontal, ppm)
+            seg.clutter, other_side = _clutter(strokes, seg, horizontal, ppm)
             limit = MAX_CLUTTER_LONG if length >= CLUTTER_EXEMPT_MM * ppm else MAX_CLUTTER
-            # Glyph strokes beside it: lined-up text, or text printed against a rule. It is
-            # kept, but stands as a rule only where crossing rules bound it at both ends.
+            if other_side > limit:
+                continue  # strokes on both sides: a run of lined-up glyph strokes
+            # Strokes on one side: text printed against a rule. It is kept, but stands as a
+            # rule only where crossing rules bound it at both ends.
             seg.cluttered = seg.clutter > limit
         segs.append(seg)
     return segs
@@ -513,8 +515,9 @@ def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, h
     pos, slope, ref = rule.line()
     t = np.arange(lo, hi)
     line = pos + slope * (t - ref)
-    for seg in rule.segments:
-        if not seg.cluttered and seg.end - seg.start >= PIECE_MM * ppm:
+    # cluttered pieces first: where a clean piece runs too, it places the line
+    for seg in sorted(rule.segments, key=lambda seg: not seg.cluttered):
+        if seg.end - seg.start >= PIECE_MM * ppm:
             a, b = max(seg.start, lo) - lo, min(seg.end, hi) - lo
             if a < b:
                 line[a:b] = seg.pos + seg.slope * (t[a:b] - seg.mid)
@@ -723,7 +726,7 @@ def _short_rules(
             if not (_passes(top, pos, tol, line_tol) and _passes(bottom, pos, tol, line_tol)):
                 continue
             seg = _Segment(pos, int(round(top.pos)), int(round(bottom.pos)) + 1, thick, (top.pos + bottom.pos) / 2)
-            if _clutter(strokes, seg, horizontal, ppm) > MAX_CLUTTER:  # a glyph stroke among others
+            if _clutter(strokes, seg, horizontal, ppm)[0] > MAX_CLUTTER:  # a glyph stroke among others
                 continue
             near = next((r for r in found if abs(r.pos - pos) < min_sep), None)
             if near is None:
