@@ -90,7 +90,7 @@ def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
 
 def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     """Cut ``box`` from the page, inset past the rules, and classify what it holds."""
-    inset = max(2, round(dpi * 0.012))  # ~0.3 mm: past a rule's thickness and its blur
+    inset = max(1, round(dpi * 0.004))  # ~0.1 mm: the box is inside the rules already; text may touch them
     y0, y1 = box.y0 + inset, box.y1 - inset
     x0, x1 = box.x0 + inset, box.x1 - inset
     if y1 - y0 < 4 or x1 - x0 < 4:
@@ -202,4 +202,25 @@ def _line_spans(mask: np.ndarray, mm: float) -> list[tuple[int, int]]:
             else:
                 out.append(span)
         merged = out
-    return [(a, b) for a, b in merged]
+    return [part for a, b in merged for part in _split_tall(mask, a, b)]
+
+
+def _split_tall(mask: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
+    """A span taller than two glyphs is lines set so close that no paper row parts them:
+    cut it at the rows with least ink, one line a glyph height."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask[a:b].view(np.uint8), connectivity=8)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    if len(heights) < 4:
+        return [(a, b)]
+    glyph = float(np.percentile(heights, 90))
+    count = int(round((b - a) / max(glyph, 1.0)))
+    if count < 2 or (b - a) < 1.7 * glyph:
+        return [(a, b)]
+    ink = mask[a:b].sum(axis=1)
+    pitch = (b - a) / count
+    cuts = []
+    for k in range(1, count):
+        lo, hi = int(k * pitch - pitch / 3), int(k * pitch + pitch / 3) + 1
+        cuts.append(lo + int(np.argmin(ink[lo:hi])))
+    edges = [0, *cuts, b - a]
+    return [(a + lo, a + hi) for lo, hi in zip(edges, edges[1:]) if hi > lo]
