@@ -202,17 +202,23 @@ def _line_spans(mask: np.ndarray, mm: float) -> list[tuple[int, int]]:
             else:
                 out.append(span)
         merged = out
-    return [part for a, b in merged for part in _split_tall(mask, a, b)]
+    return [part for a, b in merged for part in _split_tall(mask, a, b, mm)]
 
 
-def _split_tall(mask: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
-    """A span taller than two glyphs is lines set so close that no paper row parts them:
-    cut it at the rows with least ink, one line a glyph height."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask[a:b].view(np.uint8), connectivity=8)
-    heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    if len(heights) < 4:
+MULTI_LINE_MM = 5.5  # cell text is 9-12 pt: a line of ink is at most ~4.5 mm tall
+
+
+def _split_tall(mask: np.ndarray, a: int, b: int, mm: float) -> list[tuple[int, int]]:
+    """A span taller than any one line of cell text and than two glyphs is lines set so close
+    that no paper row parts them: cut it at the rows of least ink, one line a glyph height."""
+    if b - a < MULTI_LINE_MM * mm:
         return [(a, b)]
-    glyph = float(np.percentile(heights, 90))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask[a:b].view(np.uint8), connectivity=8)
+    if n < 5:
+        return [(a, b)]
+    # CJK glyphs are square: the larger of tall and wide pieces is a glyph's size
+    glyph = max(float(np.percentile(stats[1:, cv2.CC_STAT_HEIGHT], 90)),
+                float(np.percentile(stats[1:, cv2.CC_STAT_WIDTH], 90)))
     count = int(round((b - a) / max(glyph, 1.0)))
     if count < 2 or (b - a) < 1.7 * glyph:
         return [(a, b)]

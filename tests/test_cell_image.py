@@ -97,3 +97,23 @@ def test_median_grey_is_numpys_median() -> None:
         crop = rng.integers(0, 256, size, dtype=np.uint8)
         assert median_grey(crop) == float(np.median(crop))
     assert median_grey(np.array([[10, 11], [200, 201]], np.uint8)) == 105.5
+
+
+def set_tight(text: str, *, width_mm=60, spacing=0, bold=False) -> np.ndarray:
+    """A cell of lines set with ``spacing`` px between them (0: no paper row between lines)."""
+    path, index = FONTS["Noto Sans CJK SC"]["bold" if bold and "bold" in FONTS["Noto Sans CJK SC"] else "regular"]
+    font = ImageFont.truetype(path, int(3.7 * MM), index=index)
+    lines = text.split("\n")
+    h = int(3 * MM) + len(lines) * int(3.7 * MM)
+    img = Image.new("L", (int(width_mm * MM), h), 245)
+    ImageDraw.Draw(img).multiline_text((int(2 * MM), int(1.5 * MM)), text, font=font, fill=30, spacing=spacing)
+    return np.asarray(img)
+
+
+def test_lines_set_without_paper_between_them_are_cut_apart():
+    spans = prepared(set_tight("加强对社区卫生服务的日常\n维护和监督检查，及时发现\n并处置各类问题，保障安全", spacing=-6)).line_spans
+    assert len(spans) == 3
+
+
+def test_one_line_of_bold_text_stays_one_line():
+    assert len(prepared(set_tight("年度指标值", width_mm=30, bold=True)).line_spans) == 1
