@@ -119,7 +119,7 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     faint_raw = crop <= faint_level
     faint = _clear_border_rules(faint_raw, dpi)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.view(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not _edge_sliver(stats[i], faint.shape, dpi)]
     if not keep:
         # What looked like ink was a rule crossing the cell (a missed column line), or at the
         # faint level it joined a rule along the crop's edge and went with it: no text.
@@ -150,8 +150,17 @@ def _ink_extent(crop: np.ndarray, level: float, dpi: int) -> tuple[int, int, int
         return None
     ink = _clear_border_rules(crop <= level, dpi)
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi)]
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi) and not _edge_sliver(stats[i], ink.shape, dpi)]
     return _bounds(stats, keep) if keep else None
+
+
+def _edge_sliver(stat: np.ndarray, shape: tuple[int, ...], dpi: int) -> bool:
+    """A thin piece lying along the crop's edge: what is left of a rule's blurred side, no text."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    band = max(2, dpi // 60)
+    along_side = w <= band and (x == 0 or x + w == shape[1]) and h > 2 * w
+    along_top = h <= band and (y == 0 or y + h == shape[0]) and w > 2 * h
+    return along_side or along_top
 
 
 def _looks_like_dash(extent: tuple[int, int, int, int], mm: float) -> bool:
