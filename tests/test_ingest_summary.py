@@ -25,9 +25,21 @@ def test_the_summary_counts_this_runs_pages_and_lists_every_failure():
     assert [o.where for o in summary.failures] == ["a.pdf page 2", "c|d.pdf", "e.pdf page 1"]
     assert summary.pages_per_minute == 2.0
     assert "1 pages NOT in the queue: run the same command again" in summary.text()
+    assert "1 forms (0 whose layout failed)" in summary.text()
     markdown = summary.markdown()
     assert "| 4 | 2 | 1 | 1 | 3 | 3 | 1 | 2.0 |" in markdown
     assert "| c\\|d.pdf | — | corrupt | no trailer |" in markdown  # a table cell stays one cell
+
+
+def test_the_summary_counts_forms_whose_layout_failed_apart():
+    outcomes = [
+        PageOutcome("a.pdf", 1, added=True, status="needs_review", flagged=40, layout_failed=True),
+        PageOutcome("a.pdf", 2, added=True, status="auto_accepted"),
+        PageOutcome("a.pdf", 3, added=True, status="error", error_kind="not_a_form", error_message="a letter"),
+    ]
+    summary = IngestSummary(pages=3, outcomes=outcomes, missing=[], seconds=60.0)
+    assert (summary.forms, summary.layout_failed, len(summary.failures)) == (2, 1, 1)
+    assert "2 forms (1 whose layout failed)" in summary.text()
 
 
 def test_only_disk_and_database_errors_are_retried():

@@ -310,3 +310,24 @@ def test_every_reading_source_fits_the_cells_source_column():
 
     width = CellRow.__table__.c.source.type.length
     assert max(len(name) for name in get_args(Source)) <= width
+
+
+def test_the_batch_counts_forms_whose_layout_failed_apart_from_pages_that_are_no_form(queue: Queue):
+    from models import PageError, SourceRef
+    from pipeline.extract import judge, unmapped_form
+    from pipeline.templates import get_template
+    from review.queue import batch_summaries
+    from review.store import Batch
+
+    failed = judge(SourceRef(file="archive.pdf", page=2),
+                   unmapped_form(get_template(), "财政项目支出绩效自评表", "no ruled table was found"))
+    letter = PageResult(source=SourceRef(file="archive.pdf", page=3),
+                        error=PageError(kind="not_a_form", message="no 项目名称 / 三级指标 label"))
+    with queue.store.transaction() as session:
+        batch_id = session.scalar(select(Batch.id))
+    for number, result in ((2, failed), (3, letter)):
+        store_extraction(queue.store, batch_id, "archive.pdf", "ab" * 32, number, PageExtraction(result), audit_rate=0.0)
+    with queue.store.transaction() as session:
+        [summary] = batch_summaries(session)
+    assert (summary.layout_failed, summary.not_a_form) == (1, 1)
+    assert summary.counts["needs_review"] >= 2  # the layout-failed form is a review task like any flagged page
