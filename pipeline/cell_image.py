@@ -90,7 +90,7 @@ def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
 
 def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     """Cut ``box`` from the page, inset past the rules, and classify what it holds."""
-    inset = max(1, round(dpi * 0.004))  # ~0.1 mm: the box is inside the rules already; text may touch them
+    inset = max(1, round(dpi * 0.008))  # ~0.2 mm: the box is inside the rules already; text may touch them
     y0, y1 = box.y0 + inset, box.y1 - inset
     x0, x1 = box.x0 + inset, box.x1 - inset
     if y1 - y0 < 4 or x1 - x0 < 4:

@@ -454,13 +454,14 @@ def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: 
     return out
 
 
-def _merge_close(rules: list[_Rule], min_sep: float, join: float) -> list[_Rule]:
-    """Rules closer than ``min_sep`` whose spans overlap (or come within ``join``) are one rule.
-    Close rules side by side along the page are two: blocks of a spreadsheet print their
-    column lines a few millimetres apart."""
+def _merge_close(rules: list[_Rule], min_sep: float, join: float | None = None) -> list[_Rule]:
+    """Rules closer than ``min_sep`` are one rule; with ``join``, only where their spans overlap
+    (or come within ``join``): a form's blocks, printed from a spreadsheet, draw their column
+    lines a few millimetres apart side by side along the page."""
     out: list[_Rule] = []
     for r in sorted(rules, key=lambda r: r.pos):
-        if out and r.pos - out[-1].pos < min_sep and r.start < out[-1].end + join and out[-1].start < r.end + join:
+        apart = join is not None and (r.start >= out[-1].end + join or out[-1].start >= r.end + join) if out else False
+        if out and r.pos - out[-1].pos < min_sep and not apart:
             keep, drop = (out[-1], r) if out[-1].covered() >= r.covered() else (r, out[-1])
             merged = _Rule(keep.pos, keep.segments + drop.segments)
             out[-1] = merged
@@ -953,19 +954,23 @@ def _detect_grid(gray: np.ndarray, ppm: float, faint: bool) -> Grid:
     regions = _table_regions(rules.h_rules, rules.v_rules, ppm)
     if not regions:
         raise NoTableError("no ruled table found")
-    return _grid_in_region(gray, ppm, rules, regions[0])
+    return _grid_in_region(gray, ppm, rules, regions[0], blocks_apart=True)
 
 
-def _grid_in_region(gray: np.ndarray, ppm: float, rules: _PageRules, region: Region, glyph_check: bool = False) -> Grid:
-    """The grid of the rules inside ``region``. ``glyph_check``: see ``detect_tables``."""
+def _grid_in_region(
+    gray: np.ndarray, ppm: float, rules: _PageRules, region: Region, glyph_check: bool = False, blocks_apart: bool = False,
+) -> Grid:
+    """The grid of the rules inside ``region``. ``glyph_check``: see ``detect_tables``. ``blocks_apart``:
+    close rules side by side along the page stay two (the form's blocks; see ``_merge_close``)."""
     h_masks, v_masks = rules.h_masks, rules.v_masks
     x0, y0, x1, y1 = region
     pad = JUNCTION_MM * ppm
     h_rules = [r for r in rules.h_rules if y0 - pad <= r.pos <= y1 + pad and r.end > x0 and r.start < x1]
     v_rules = [r for r in rules.v_rules if x0 - pad <= r.pos <= x1 + pad and r.end > y0 and r.start < y1]
     min_sep = MIN_SEPARATION_MM * ppm
-    h_rules = _merge_close(h_rules, min_sep, pad)
-    v_rules = _merge_close(v_rules, min_sep, pad)
+    join = pad if blocks_apart else None
+    h_rules = _merge_close(h_rules, min_sep, join)
+    v_rules = _merge_close(v_rules, min_sep, join)
     if len(h_rules) < 2 or len(v_rules) < 2:
         raise NoTableError("no ruled table found")
 
