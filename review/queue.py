@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -348,16 +348,17 @@ def batch_summaries(session: Session) -> list[BatchSummary]:
         .join(PageRow, PageRow.id == FlagRow.page_id).join(Document, Document.id == PageRow.document_id)
         .group_by(Document.batch_id)
     ).all())
-    layout_failed: dict[int, int] = defaultdict(int)
-    not_a_form: dict[int, int] = defaultdict(int)
-    for batch_id, machine_flags, error_kind in session.execute(
-        select(Document.batch_id, PageRow.machine_flags, PageRow.error_kind).join(
-            Document, Document.id == PageRow.document_id)
-    ):
-        layout_failed[batch_id] += any(flag.get("reason") == LAYOUT_FAILED for flag in machine_flags or [])
-        not_a_form[batch_id] += error_kind == NotAFormError.kind
+    def pages_where(condition) -> dict[int, int]:
+        return dict(session.execute(
+            select(Document.batch_id, func.count()).select_from(PageRow)
+            .join(Document, Document.id == PageRow.document_id).where(condition).group_by(Document.batch_id)
+        ).all())
+
+    # counted in the database: a queue page shows every batch, and a batch holds thousands of pages
+    layout_failed = pages_where(cast(PageRow.machine_flags, String).contains(f'"{LAYOUT_FAILED}"'))
+    not_a_form = pages_where(PageRow.error_kind == NotAFormError.kind)
     return [BatchSummary(b.id, b.name, b.created_at, counts.get(b.id, {}), flags.get(b.id, 0),
-                         layout_failed[b.id], not_a_form[b.id])
+                         layout_failed.get(b.id, 0), not_a_form.get(b.id, 0))
             for b in session.scalars(select(Batch).order_by(Batch.id))]
 
 
