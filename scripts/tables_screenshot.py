@@ -1,4 +1,4 @@
-"""The README's picture of ``formscan tables``: a scan's HTML output, screenshotted in headless Chromium.
+"""The picture of ``formscan tables`` in docs/tables.md: a scan's HTML output, screenshotted in headless Chromium.
 
     .venv/bin/python scripts/tables_screenshot.py ../shared/realdata/tabledetect_teacher_eval_form.jpg \
         -o docs/tables-html.png

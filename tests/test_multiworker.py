@@ -1,7 +1,7 @@
 """Scale-out for real, without docker: PostgreSQL, `prefect server`, two `prefect worker`s, one batch.
 
 scripts/multiworker_check.py starts and stops everything itself (127.0.0.1 only, by PID); this
-runs it as the README says and reads its verdict.
+runs it as docs/ingest.md says and reads its verdict.
 """
 
 import json
