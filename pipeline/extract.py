@@ -31,7 +31,7 @@ from pipeline.ocr import CellReader, CellText, comparable
 from pipeline.regrid import split_hidden_rules, suspects
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import Seal, erase_seals, find_seals
-from pipeline.templates import PROJECT_TEMPLATE, Template, all_templates, get_template
+from pipeline.templates import PROJECT_TEMPLATE, FieldPart, Template, all_templates, get_template
 from pipeline.validate import confirmed_by_rules, layout_doubt, record_notices, validate
 
 
@@ -102,11 +102,13 @@ def read_cells(
         })
     refined = split_hidden_rules(image, grid, suspects({c: t.text for c, t in first.items()}, template))
     if refined is not None:
-        by_box = {cell.box: text for cell, text in first.items()}
+        # only the cells the new rules cut are cut out and read again
+        read = {cell.box: (cells[cell], text) for cell, text in first.items()}
         grid = refined
-        cells = {cell: prepare_cell(image, cell.box, dpi) for cell in grid.cells}
+        cells = {cell: read[cell.box][0] if cell.box in read else prepare_cell(image, cell.box, dpi) for cell in grid.cells}
         own = vocabularies[template.name]
-        first = {cell: by_box.get(cell.box) or reader.first_reading(cells[cell], own) for cell in grid.cells}
+        first = {cell: read[cell.box][1] if cell.box in read else reader.first_reading(cells[cell], own)
+                 for cell in grid.cells}
     try:
         draft = assemble_record(grid, first, header, page_lexicon(lexicon, template), template)
     except FormscanError:
@@ -290,7 +292,9 @@ def unmapped_form(template: Template, header: str, why: str) -> AssembledPage:
     record = FormRecord(year=year) if template.record == "project" else TemplateRecord(
         form_type=template.form_type, year=year)
     assembled = AssembledPage(record, layout_failed=why)
-    assembled.unmapped = {part.name: why for part in template.parts if getattr(part, "place", None) != "unit_in"}
+    assembled.unmapped = {
+        part.name: why for part in template.parts if not (isinstance(part, FieldPart) and part.place == "unit_in")
+    }
     return assembled
 
 
