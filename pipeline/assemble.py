@@ -21,6 +21,7 @@ from pipeline.templates import FieldPart, Section, Template, get_template
 
 _PUNCT = re.compile(r"[\s（）()：:，,。、“”\"]")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+HEADER_MATCH = 0.6  # a header cell this like a column label is that column's header
 
 
 @dataclass(frozen=True)
@@ -252,28 +253,47 @@ def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tupl
     then be trusted, since the cells below may be merged too.
     """
     rows = range(anchor.row, anchor.row + anchor.row_span)
-    header_cells = [c for c in table.grid.cells if rows.start <= c.row < rows.stop]
-    # One label to one cell, best matches first: 一级/二级/三级指标 are alike, so a label
-    # must not take a cell that its own, closer-matching sibling claims.
-    candidates = sorted(
-        (
-            (label_similarity(table.text(cell).text, label), key, cell)
-            for key, label in wanted.items()
-            for cell in header_cells
-        ),
-        key=lambda item: -item[0],
-    )
-    cells: dict[str, Cell] = {}
-    for score, key, cell in candidates:
-        if score >= 0.6 and key not in cells and cell not in cells.values():
-            cells[key] = cell
+    header_cells = sorted((c for c in table.grid.cells if rows.start <= c.row < rows.stop), key=lambda c: (c.col, c.row))
+    cells = _in_printed_order(table, header_cells, wanted)
     problems = {key: f"no {label} column was found" for key, label in wanted.items() if key not in cells}
     for key, cell in cells.items():
         text = label_key(table.text(cell).text)
-        sharing = [label for k, label in wanted.items() if k == key or label_key(label) in text]
-        if len(sharing) > 1:
+        others = [label_key(label) for k, label in wanted.items() if k != key and label_key(label) in text]
+        # a cell reading exactly another header (三级指标 for 二级指标) is a misread of its own;
+        # one holding another header and more besides holds two
+        if others and len(text) - max(map(len, others)) >= len(label_key(wanted[key])) / 2:
+            sharing = [wanted[key], *(label for k, label in wanted.items() if k != key and label_key(label) in text)]
             problems[key] = "the headers " + " and ".join(sharing) + " were read as one cell"
     return {key: cell.col for key, cell in cells.items() if key not in problems}, problems
+
+
+def _in_printed_order(table: _Table, header_cells: list[Cell], wanted: dict[str, str]) -> dict[str, Cell]:
+    """Each wanted label's cell: labels and cells matched in printed order, left to right, with the
+    highest total similarity. 一级/二级/三级指标 differ in one character, so one misread must not
+    let a label take a sibling's cell and swap two columns silently."""
+    keys = list(wanted)
+    score = [[label_similarity(table.text(cell).text, wanted[key]) for cell in header_cells] for key in keys]
+    # best[i][j]: the highest total over the first i labels and the first j cells
+    best = [[0.0] * (len(header_cells) + 1) for _ in range(len(keys) + 1)]
+    for i in range(1, len(keys) + 1):
+        for j in range(1, len(header_cells) + 1):
+            matched = score[i - 1][j - 1]
+            best[i][j] = max(
+                best[i - 1][j], best[i][j - 1],
+                best[i - 1][j - 1] + matched if matched >= HEADER_MATCH else 0.0,
+            )
+    cells: dict[str, Cell] = {}
+    i, j = len(keys), len(header_cells)
+    while i and j:
+        matched = score[i - 1][j - 1]
+        if matched >= HEADER_MATCH and best[i][j] == best[i - 1][j - 1] + matched:
+            cells[keys[i - 1]] = header_cells[j - 1]
+            i, j = i - 1, j - 1
+        elif best[i][j] == best[i - 1][j]:
+            i -= 1
+        else:
+            j -= 1
+    return cells
 
 
 def _unit_in(table: _Table, part: FieldPart) -> str:

@@ -65,8 +65,59 @@ def _ink_levels(crop: np.ndarray, paper: float) -> tuple[float, float]:
 BAND_LINE_INK = 0.25  # a line of a rule's band this much ink is the rule's
 
 
-def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
-    """Drop rule remnants: long straight runs along the crop's edges."""
+@dataclass(frozen=True)
+class _Ruled:
+    """Which rows and columns of a crop lie on a line that goes on outside the cell, past the
+    rules around it: a rule's, where glyph strokes stop at the cell's edge."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+RULE_PAST_MM = 0.8  # past the rule that bounds the cell (rules are <= 0.7 mm) ...
+RULE_ALONG_MM = 1.0  # ... a rule goes on for at least this long
+RULE_ALONG_INK = 0.7  # ... inked over this much of it
+
+
+def _ruled(page: np.ndarray, box: Box, crop_at: Box, level: float, dpi: int) -> _Ruled:
+    mm = dpi / 25.4
+    near = round(RULE_PAST_MM * mm)
+    far = near + max(3, round(RULE_ALONG_MM * mm))
+
+    def goes_on(strip: np.ndarray) -> np.ndarray:
+        # strip: lines (rows) of the crop, one pixel either side (a residual skew), along the outside
+        if strip.shape[1] == 0:
+            return np.zeros(max(strip.shape[0] - 2, 0), bool)
+        darkest = np.minimum(np.minimum(strip[:-2], strip[1:-1]), strip[2:])
+        return np.count_nonzero(darkest <= level, axis=1) >= RULE_ALONG_INK * strip.shape[1]
+
+    def sides(lines: np.ndarray, lo: int, hi: int, length: int) -> np.ndarray:
+        before = lines[:, max(0, lo - far) : max(0, lo - near)]
+        after = lines[:, min(length, hi + near) : min(length, hi + far)]
+        return goes_on(before) | goes_on(after)
+
+    height, width = page.shape[:2]
+    y0, y1 = max(0, crop_at.y0 - 1), min(height, crop_at.y1 + 1)
+    rows = sides(page[y0:y1], box.x0, box.x1, width)
+    x0, x1 = max(0, crop_at.x0 - 1), min(width, crop_at.x1 + 1)
+    cols = sides(page[:, x0:x1].T, box.y0, box.y1, height)
+    # a crop on the page's edge has no line beyond that end: its first line is not looked at
+    if crop_at.y0 == 0:
+        rows = np.concatenate([[False], rows])
+    if crop_at.x0 == 0:
+        cols = np.concatenate([[False], cols])
+    return _Ruled(_fit(rows, crop_at.height), _fit(cols, crop_at.width))
+
+
+def _fit(flags: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, bool)
+    out[: min(n, len(flags))] = flags[:n]
+    return out
+
+
+def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None) -> np.ndarray:
+    """Drop rule remnants: long straight runs along the crop's edges, and lines inked almost end
+    to end that go on outside the cell (``ruled``; any such line when None)."""
     h, w = mask.shape
     edge = max(2, dpi // 60)
     out = mask.copy()
@@ -81,9 +132,13 @@ def _clear_border_rules(mask: np.ndarray, dpi: int) -> np.ndarray:
         if band.size and np.count_nonzero(band) / band.size > 0.5:
             band[:, np.count_nonzero(band, axis=0) / h > BAND_LINE_INK] = False
     # Any remaining row/column that is ink almost end to end is a rule, not text.
+    # A row of close-set bold glyphs in a tight cell is as inked, but stops at the cell's edge.
     full_rows = np.count_nonzero(out, axis=1) / w > 0.85
-    out[full_rows] = False
     full_cols = np.count_nonzero(out, axis=0) / h > 0.85
+    if ruled is not None:
+        full_rows &= ruled.rows
+        full_cols &= ruled.cols
+    out[full_rows] = False
     out[:, full_cols] = False
     return out
 
@@ -96,15 +151,16 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if y1 - y0 < 4 or x1 - x0 < 4:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     crop = page[y0:y1, x0:x1]
+    crop_at = Box(x0, y0, x1, y1)
     mm = dpi / 25.4
     paper = median_grey(crop)
     strong_level, faint_level = _ink_levels(crop, paper)
-    extent = _ink_extent(crop, strong_level, dpi)
+    extent = _ink_extent(crop, strong_level, dpi, _ruled(page, box, crop_at, strong_level, dpi))
     if extent is None or _looks_like_dash(extent, mm) or _is_speck(extent, mm):
         # Faded print at low resolution can stay lighter than the fixed ink level:
         # a glyph-sized shape well darker than the paper is text all the same.
         relaxed = paper - FADED_CONTRAST
-        relaxed_extent = _ink_extent(crop, relaxed, dpi) if relaxed > strong_level else None
+        relaxed_extent = _ink_extent(crop, relaxed, dpi, _ruled(page, box, crop_at, relaxed, dpi)) if relaxed > strong_level else None
         if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
             extent = relaxed_extent
             faint_level = max(faint_level, (relaxed + paper) / 2)
@@ -117,7 +173,7 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     min_area = _min_area(dpi)
     # The text's extent comes from the faint mask, so thin light strokes are not cut off.
     faint_raw = crop <= faint_level
-    faint = _clear_border_rules(faint_raw, dpi)
+    faint = _clear_border_rules(faint_raw, dpi, _ruled(page, box, crop_at, faint_level, dpi))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.view(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not _edge_sliver(stats[i], faint.shape, dpi)]
     if not keep:
@@ -144,11 +200,11 @@ def _min_area(dpi: int) -> float:
     return max(3, (dpi / 300) ** 2 * 12)
 
 
-def _ink_extent(crop: np.ndarray, level: float, dpi: int) -> tuple[int, int, int, int] | None:
+def _ink_extent(crop: np.ndarray, level: float, dpi: int, ruled: _Ruled) -> tuple[int, int, int, int] | None:
     """Bounding box (x0, y0, x1, y1) of the ink at or below ``level``, rules and specks left out."""
     if not level:
         return None
-    ink = _clear_border_rules(crop <= level, dpi)
+    ink = _clear_border_rules(crop <= level, dpi, ruled)
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi) and not _edge_sliver(stats[i], ink.shape, dpi)]
     return _bounds(stats, keep) if keep else None

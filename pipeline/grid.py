@@ -456,11 +456,12 @@ def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: 
 
 def _merge_close(rules: list[_Rule], min_sep: float, join: float | None = None) -> list[_Rule]:
     """Rules closer than ``min_sep`` are one rule; with ``join``, only where their spans overlap
-    (or come within ``join``): a form's blocks, printed from a spreadsheet, draw their column
-    lines a few millimetres apart side by side along the page."""
+    by more than ``join``: a form's blocks, printed from a spreadsheet, draw their column lines
+    a few millimetres apart side by side along the page, each ending at the rule between the
+    blocks, which both cross."""
     out: list[_Rule] = []
     for r in sorted(rules, key=lambda r: r.pos):
-        apart = join is not None and (r.start >= out[-1].end + join or out[-1].start >= r.end + join) if out else False
+        apart = join is not None and (r.start >= out[-1].end - join or out[-1].start >= r.end - join) if out else False
         if out and r.pos - out[-1].pos < min_sep and not apart:
             keep, drop = (out[-1], r) if out[-1].covered() >= r.covered() else (r, out[-1])
             merged = _Rule(keep.pos, keep.segments + drop.segments)

@@ -24,6 +24,7 @@ PAPER_BESIDE = 0.35  # share of its height with paper just left and just right o
 CONTINUED_COVER = 0.6  # in a cell the rule runs on into, a broken or faded stretch still counts
 MIN_DARKNESS = 10  # grey levels below the cell's paper: a faded rule after blur and JPEG
 INSET_MM = 0.4  # the cell's top and bottom rows are left out: the horizontal rules' blur
+PROSE_MARKS = "，。；"
 NUMBER_GROUPS = re.compile(r"[-\d.,%]+\s+[-\d.,%—]+")
 
 
@@ -38,14 +39,16 @@ class Suspect:
 
 def suspects(texts: dict[Cell, str], template: Template) -> list[Suspect]:
     """Cells holding two or more of the form's printed words, a label and other text, or
-    number groups with a gap between them."""
+    number groups with a gap between them. In prose (a goal, a deviation reason) a printed
+    word counts only at its start: 达到预期目标 is written there, not printed."""
     keys = sorted({label_key(w) for w in template.printed_words() if len(label_key(w)) >= 2}, key=len, reverse=True)
     out = []
     for cell, text in texts.items():
         key = label_key(text)
+        prose = any(mark in text for mark in PROSE_MARKS)
         found, rest = 0, key
         for word in keys:
-            if word in rest:
+            if (rest.startswith(word) if prose else word in rest):
                 found += 1
                 rest = rest.replace(word, "|", 1)
         if found >= 2 or (found == 1 and len(rest) >= 3):
@@ -136,18 +139,46 @@ def _transposed(grid: Grid) -> Grid:
 def _split_across(gray: np.ndarray, grid: Grid, found: list[Suspect]) -> Grid:
     """``grid`` with the vertical rules hidden in the ``found`` cells added."""
     ppm = grid.px_per_mm
-    xs: list[int] = []
+    starts: dict[int, set[Cell]] = {}  # x of a hidden rule -> the suspects it was found in
     for suspect in found:
         for x in hidden_rule_xs(gray, suspect.cell.box, ppm)[: suspect.parts - 1]:
-            if all(abs(x - prior) > EDGE_MM * ppm for prior in xs):
-                xs.append(x)
+            same = next((prior for prior in starts if abs(x - prior) <= EDGE_MM * ppm), x)
+            starts.setdefault(same, set()).add(suspect.cell)
     out = grid
-    for x in sorted(xs):
-        crossing = [c for c in out.cells if c.box.x0 + EDGE_MM * ppm < x < c.box.x1 - EDGE_MM * ppm]
-        split = {c for c in crossing if hidden_rule_xs(gray, c.box, ppm, at=x, cover=CONTINUED_COVER)}
+    for x in sorted(starts):
+        cells = {(c.box.x0, c.box.y0, c.box.x1, c.box.y1) for c in starts[x]}
+        split = set().union(*(_run_through(gray, out, cell, x) for cell in out.cells
+                              if (cell.box.x0, cell.box.y0, cell.box.x1, cell.box.y1) in cells))
         if split:
             out = _split(out, x, split)
     return out
+
+
+def _run_through(gray: np.ndarray, grid: Grid, start: Cell, x: int) -> set[Cell]:
+    """The cell a hidden rule was found in and the cells above and below it, one after the
+    other, that the rule runs on into: it stops at the first cell where it does not show, so
+    text in another block of the form lined up with it is never cut."""
+    ppm = grid.px_per_mm
+    at: dict[int, list[Cell]] = {}
+    for cell in grid.cells:
+        for r in range(cell.row, cell.row + cell.row_span):
+            at.setdefault(r, []).append(cell)
+
+    def covering(row: int) -> Cell | None:
+        return next((c for c in at.get(row, []) if c.box.x0 <= x < c.box.x1), None)
+
+    run = {start}
+    for step in (-1, 1):
+        cell = start
+        while True:
+            row = cell.row - 1 if step < 0 else cell.row + cell.row_span
+            nxt = covering(row)
+            inside = nxt is not None and nxt.box.x0 + EDGE_MM * ppm < x < nxt.box.x1 - EDGE_MM * ppm
+            if not inside or not hidden_rule_xs(gray, nxt.box, ppm, at=x, cover=CONTINUED_COVER):
+                break
+            run.add(nxt)
+            cell = nxt
+    return run
 
 
 def _inside(flipped: Box, box: Box) -> bool:

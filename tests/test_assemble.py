@@ -184,3 +184,12 @@ def test_a_misread_column_header_leaves_that_column_empty_and_flagged_not_the_pa
 
     doubted = {f.field for f in validate(assembled) if f.reason == "rule:layout_doubt"}
     assert {f"indicators[{i}].name" for i in range(len(truth.indicators))} <= doubted
+
+
+@pytest.mark.parametrize("label, misread", [("二级指标", "三级指标"), ("三级指标", "二级指标"), ("一级指标", "二级指标")])
+def test_a_header_misread_as_its_neighbour_keeps_every_column_in_printed_order(label, misread):
+    # 一级/二级/三级指标 differ in one stroke: bold 二 reads as 三 at 150 dpi. Two cells then
+    # read 三级指标; the headers are matched left to right, so neither column is lost or swapped.
+    truth, assembled = _assembled_with_label_misread(label, misread)
+    assert assembled.record.indicators == truth.indicators
+    assert not assembled.unmapped and not assembled.layout_failed

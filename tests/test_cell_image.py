@@ -85,8 +85,45 @@ def test_a_cell_crossed_only_by_a_rule_is_blank():
     # Cut from a generated 250 dpi page whose last row's cell box spans a column rule:
     # the rule is all the ink there is, and it once crashed the trim with no text left.
     crop = cv2.imread(str(Path(__file__).parents[1] / "fixtures/cells/rule_across_cell.png"), cv2.IMREAD_GRAYSCALE)
-    cell = prepare_cell(crop, Box(0, 0, crop.shape[1], crop.shape[0]), 250)
-    assert cell.kind == "blank"
+    page, box = in_ruled_page(crop)
+    assert prepare_cell(page, box, 250).kind == "blank"
+
+
+def in_ruled_page(crop: np.ndarray, margin: int = 40) -> tuple[np.ndarray, Box]:
+    """The crop back on a page: paper around it, and every line it holds end to end, a rule's,
+    going on past it, as rules do on a page."""
+    h, w = crop.shape
+    page = np.full((h + 2 * margin, w + 2 * margin), 255, np.uint8)
+    page[margin : margin + h, margin : margin + w] = crop
+    ink = crop < 230  # faint rules too
+    for x in np.flatnonzero(ink.mean(axis=0) > 0.85):
+        page[:, margin + x] = crop[:, x].min()
+    for y in np.flatnonzero(ink.mean(axis=1) > 0.85):
+        page[margin + y, :] = crop[y].min()
+    return page, Box(margin, margin, margin + w, margin + h)
+
+
+def test_a_row_of_glyph_strokes_filling_a_tight_cell_is_text_not_a_rule():
+    # Labels in a cell just wide enough for them: a row of their horizontal strokes is inked
+    # across the whole cell, but it stops at the rules around the cell, where a rule goes on.
+    path, index = FONTS["Noto Sans CJK SC"]["regular"]
+    font = ImageFont.truetype(path, int(4.2 * MM), index=index)
+    text_w = int(font.getlength("王三王三"))
+    page = Image.new("L", (text_w + int(40 * MM), int(20 * MM)), 255)
+    draw = ImageDraw.Draw(page)
+    x0, x1 = int(20 * MM), int(20 * MM) + text_w + 2
+    y0, y1 = int(7 * MM), int(13 * MM)
+    for x in (x0 - 2, x1):  # column rules, 2 px
+        draw.rectangle((x, 0, x + 1, page.height), fill=0)
+    for y in (y0 - 2, y1):  # row rules
+        draw.rectangle((0, y, page.width, y + 1), fill=0)
+    draw.text((x0 + 1, y0 + int(0.5 * MM)), "王三王三", font=font, fill=0)
+    page = np.array(page)
+    crop = page[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1]
+    assert ((crop < 160).mean(axis=1) > 0.85).any()  # the strokes do fill the cell's width
+    cell = prepare_cell(page, Box(x0, y0, x1, y1), DPI)
+    assert cell.kind == "text"
+    assert np.count_nonzero(cell.image < 160) >= 0.97 * np.count_nonzero(crop < 160)  # every stroke kept
 
 
 def test_median_grey_is_numpys_median() -> None:

@@ -341,3 +341,25 @@ def test_a_mask_of_more_pieces_than_16_bits_can_number_is_still_cut_into_segment
     assert len(segments) == 300 * 400 - 2 * 334 + 1 > 2**16
     (rule,) = [s for s in segments if s.end - s.start > 100]
     assert (rule.start, rule.end, rule.pos) == (99, 1100, 301.0)
+
+
+def test_column_lines_of_two_blocks_a_little_apart_stay_two_rules() -> None:
+    # Printed from a spreadsheet, the goal block's column line ends at the rule above it 2 mm
+    # left of the funds block's line, which ends there too: each block keeps its own line, and
+    # text set against the lower line stays whole in its cell.
+    mm = 200 / 25.4
+    page = np.full((int(120 * mm), int(190 * mm)), 255, np.uint8)
+    left, right, top, middle, bottom = (int(v * mm) for v in (15, 175, 20, 60, 100))
+    upper_x, lower_x = int(95 * mm), int(93 * mm)
+    for y in (top, middle, bottom):
+        cv2.line(page, (left, y), (right, y), 0, 2)
+    for x in (left, right):
+        cv2.line(page, (x, top), (x, bottom), 0, 2)
+    cv2.line(page, (upper_x, top), (upper_x, middle), 0, 2)
+    cv2.line(page, (lower_x, middle), (lower_x, bottom), 0, 2)
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    assert len(grid.col_edges) == 4
+    assert abs(grid.col_edges[1] - lower_x) <= 2 and abs(grid.col_edges[2] - upper_x) <= 2
+    lower_right = next(c for c in grid.cells if c.row == 1 and c.box.x1 > upper_x)
+    assert lower_right.box.x0 < (lower_x + upper_x) / 2

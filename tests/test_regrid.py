@@ -54,3 +54,31 @@ def test_text_without_a_rule_is_not_split():
     image, grid = page_with_hidden_rule(line_grey=None)
     header = grid.cells[0]
     assert split_hidden_rules(image, grid, suspects({header: "全年执行数分值"}, get_template())) is None
+
+
+def test_a_printed_word_inside_prose_raises_no_suspicion():
+    goal = Cell(0, 0, 1, 1, Box(0, 0, 1, 1))
+    text = "按照年度工作计划，完成各项工作任务，各项绩效指标达到预期目标。"
+    assert suspects({goal: text}, get_template()) == []
+
+
+def test_a_hidden_rule_runs_on_only_into_the_cells_right_above_and_below():
+    # Below the two rows, a row without the rule, then one whose text has a vertical stroke
+    # right where the rule ran: that is another block of the form, and is not cut.
+    image, grid = page_with_hidden_rule(line_grey=170)
+    page = np.full((480, 700), 255, np.uint8)
+    page[:260] = image
+    draw = Image.fromarray(page)
+    pen = ImageDraw.Draw(draw)
+    for y in (320, 420):
+        pen.line([(20, y), (680, y)], fill=20, width=2)
+    for x in (20, 680):
+        pen.line([(x, 220), (x, 420)], fill=20, width=2)
+    pen.line([(400, 330), (400, 410)], fill=60, width=2)  # a stroke of a glyph, not a rule
+    page = np.asarray(draw)
+    cells = (*grid.cells, Cell(2, 0, 1, 1, Box(22, 222, 679, 319)), Cell(3, 0, 1, 1, Box(22, 322, 679, 419)))
+    grid = Grid((20, 120, 220, 320, 420), (20, 680), cells, PPM, 2.0)
+    refined = split_hidden_rules(page, grid, suspects({grid.cells[0]: "全年执行数分值"}, get_template()))
+    assert refined is not None
+    assert sorted((c.row, c.col, c.col_span) for c in refined.cells) == [
+        (0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 2), (3, 0, 2)]
