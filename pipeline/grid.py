@@ -127,6 +127,10 @@ MAX_CLUTTER = 0.15  # rules measure < 0.07; lined-up glyph strokes 0.2-0.9
 CLUTTER_EXEMPT_MM = 40.0
 MAX_CLUTTER_LONG = 0.6
 # detect_tables only:
+BESIDE_MM = 0.5  # print this close either side of a line ...
+PRINT_SHADE = 0.8  # ... this dark (a fraction of the paper's level: text and rules, not seal ink) ...
+MAX_AMID_PRINT = 0.5  # ... along more than this share of a cell's edge: glyph strokes, no rule
+MAX_PRINT_BESIDE_SHORT = 0.4  # a rule one row long, found only from pieces, has print on either side along less
 TABLE_GAP_MM = 15.0  # a rule missing this long between two tables leaves them two tables
 PAGE_MARGIN_MM = 3.0  # paper added around the page: outer rules at the image's edge
 
@@ -533,6 +537,25 @@ def _coverage(mask: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int, h
     return prof
 
 
+def _beside_line(
+    gray: np.ndarray, rule: _Rule, lo: int, hi: int, offsets: range, horizontal: bool, pick: np.ufunc,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Along [lo, hi) of a rule's line, the grey ``pick`` (np.minimum: the darkest, np.maximum:
+    the lightest) over ``offsets`` px across the line, before it and after it."""
+    pos, slope, ref = rule.line()
+    t = np.clip(np.arange(lo, hi), 0, (gray.shape[1] if horizontal else gray.shape[0]) - 1)
+    centre = np.rint(pos + slope * (np.arange(lo, hi) - ref)).astype(np.int64)
+    limit = gray.shape[0] if horizontal else gray.shape[1]
+    sides = []
+    for sign in (-1, 1):
+        out = np.full(hi - lo, 255 if pick is np.minimum else 0, dtype=np.uint8)
+        for o in offsets:
+            c = np.clip(centre + sign * o, 0, limit - 1)
+            pick(out, gray[c, t] if horizontal else gray[t, c], out=out)
+        sides.append(out)
+    return sides[0], sides[1]
+
+
 def _unseen(
     gray: np.ndarray, rule: _Rule, lo: int, hi: int, band_px: int, paper_level: float, covered: np.ndarray,
     min_px: int, horizontal: bool,
@@ -545,17 +568,7 @@ def _unseen(
     sides, and a rule in it still shows. Stretches shorter than min_px are left out:
     glyph strokes beside the line must not excuse a missing rule.
     """
-    pos, slope, ref = rule.line()
-    t = np.clip(np.arange(lo, hi), 0, (gray.shape[1] if horizontal else gray.shape[0]) - 1)
-    centre = np.rint(pos + slope * (np.arange(lo, hi) - ref)).astype(np.int64)
-    limit = gray.shape[0] if horizontal else gray.shape[1]
-    sides = []
-    for sign in (-1, 1):
-        lightest = np.zeros(hi - lo, dtype=np.uint8)
-        for o in range(1, band_px + 1):
-            c = np.clip(centre + sign * o, 0, limit - 1)
-            np.maximum(lightest, gray[c, t] if horizontal else gray[t, c], out=lightest)
-        sides.append(lightest)
+    sides = _beside_line(gray, rule, lo, hi, range(1, band_px + 1), horizontal, np.maximum)
     darker, lighter = np.minimum(*sides), np.maximum(*sides)
     hidden = (darker < HIDDEN_SHADE * paper_level) & (lighter >= PAPER_SHADE * paper_level) & ~covered
     if not hidden.any():
@@ -580,6 +593,22 @@ def _ink_on_line(gray: np.ndarray, rule: _Rule, lo: int, hi: int, half_band: int
         c = np.clip(centre + o, 0, limit - 1)
         np.minimum(darkest, gray[c, t] if horizontal else gray[t, c], out=darkest)
     return darkest
+
+
+@dataclass(frozen=True)
+class _PrintBeside:
+    """Print close beside a line, past the rule's own blur: text in a cell keeps clear of a rule
+    at least on one side, where a glyph's stroke has its other strokes on both."""
+
+    gray: np.ndarray
+    near: int  # px from the line's centre
+    far: int
+    level: float  # darker than this is print
+
+    def sides(self, rule: _Rule, lo: int, hi: int, horizontal: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Where along [lo, hi) print lies beside the rule's line: before it, and after it."""
+        before, after = _beside_line(self.gray, rule, lo, hi, range(self.near, self.far + 1), horizontal, np.minimum)
+        return before < self.level, after < self.level
 
 
 def _joined_at_ends(ink: np.ndarray, lo: int, a: float, b: float, end_px: int, paper_level: float) -> bool:
@@ -641,6 +670,14 @@ def _has_edge(
     return attached == 1 and _longest_run(seg) >= max(MIN_RUN_FRACTION * seen, min_run_px)
 
 
+def _amid_print(crowded: np.ndarray, lo: int, a: float, b: float, end_px: int) -> bool:
+    """Is the stretch [a, b] of a line mostly print on both sides? Then its ink is a glyph's
+    stroke amid other strokes: text in a cell keeps clear of a rule at least on one side."""
+    i0 = max(int(round(a)) + end_px - lo, 0)
+    i1 = min(int(round(b)) - end_px - lo, len(crowded))
+    return i1 > i0 and float(crowded[i0:i1].mean()) > MAX_AMID_PRINT
+
+
 def _longest_run(flags: np.ndarray) -> int:
     if not flags.any():
         return 0
@@ -694,7 +731,7 @@ def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarra
 def _short_rules(
     dark: np.ndarray, strokes: np.ndarray, cross: list[_Rule], known: list[float], span: tuple[int, int],
     horizontal: bool, ppm: float, thick: float, end_px: int, anchor_px: int, min_sep: float, tol: float,
-    line_tol: float,
+    line_tol: float, beside: _PrintBeside | None,
 ) -> list[_Rule]:
     """Rules too short to be found as straight runs: one crossing band, broken by a gap.
 
@@ -730,6 +767,8 @@ def _short_rules(
             seg = _Segment(pos, int(round(top.pos)), int(round(bottom.pos)) + 1, thick, (top.pos + bottom.pos) / 2)
             if _clutter(strokes, seg, horizontal, ppm)[0] > MAX_CLUTTER:  # a glyph stroke among others
                 continue
+            if beside is not None and np.logical_or(*beside.sides(_Rule(pos, [seg]), a, b, horizontal)).mean() > MAX_PRINT_BESIDE_SHORT:
+                continue  # a one-row rule is made out of pieces only with paper either side
             near = next((r for r in found if abs(r.pos - pos) < min_sep), None)
             if near is None:
                 found.append(_Rule(pos, [seg]))
@@ -981,13 +1020,19 @@ def _grid_in_region(
     end_px = int(math.ceil(thick / 2)) + 1
     anchor_px = max(2, int(round(0.3 * ppm)))
 
+    paper_level = float(np.median(gray[::8, ::8]))
+    # looked for past the rule's blurred edge: a thick rule's own blur is dark at that level
+    near = int(math.ceil(thick)) + 2
+    beside = _PrintBeside(gray, near, near + max(2, int(round(BESIDE_MM * ppm))), PRINT_SHADE * paper_level)
+
     x_span = (int(round(v_rules[0].pos)), int(round(v_rules[-1].pos)) + 1)
     y_span = (int(round(h_rules[0].pos)), int(round(h_rules[-1].pos)) + 1)
     line_tol = max(1.5, LINE_TOL_MM * ppm)
     new_v = _short_rules(v_masks.dark, v_masks.strokes, h_rules, [r.pos for r in v_rules], x_span, False, ppm,
-                         thick, end_px, anchor_px, min_sep, pad, line_tol)
+                         thick, end_px, anchor_px, min_sep, pad, line_tol, beside)
+    # (rules between rows are not judged so: stacked rows of tight text touch them from both sides)
     new_h = _short_rules(h_masks.dark, h_masks.strokes, v_rules, [r.pos for r in h_rules], y_span, True, ppm,
-                         thick, end_px, anchor_px, min_sep, pad, line_tol)
+                         thick, end_px, anchor_px, min_sep, pad, line_tol, None)
     v_rules = sorted(v_rules + new_v, key=lambda r: r.pos)
     h_rules = sorted(h_rules + new_h, key=lambda r: r.pos)
 
@@ -999,7 +1044,6 @@ def _grid_in_region(
     min_run_px = int(round(MIN_RUN_MM * ppm))
     min_hidden_px = int(round(MIN_HIDDEN_MM * ppm))
     band_px = max(3, int(round(HIDDEN_BAND_MM * ppm)))
-    paper_level = float(np.median(gray[::8, ::8]))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
     for r in range(1, n_rows):
         prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True, ppm=ppm)
@@ -1015,8 +1059,10 @@ def _grid_in_region(
         prof = _coverage(v_masks.dark, v_rules[c], ylo, yhi, half_band, horizontal=False, ppm=ppm)
         hidden = _unseen(gray, v_rules[c], ylo, yhi, band_px, paper_level, prof, min_hidden_px, horizontal=False)
         ink = _ink_on_line(gray, v_rules[c], ylo, yhi, half_band + 1, horizontal=False) if glyph_check else None
+        crowded = np.logical_and(*beside.sides(v_rules[c], ylo, yhi, horizontal=False))
         for r in range(n_rows):
             edge = _has_edge(prof, hidden, ylo, row_pos[r], row_pos[r + 1], end_px, anchor_px, min_run_px)
+            edge = edge and not _amid_print(crowded, ylo, row_pos[r], row_pos[r + 1], end_px)
             if edge and ink is not None:
                 edge = _joined_at_ends(ink, ylo, row_pos[r], row_pos[r + 1], end_px, paper_level)
             v_edge[r, c - 1] = edge

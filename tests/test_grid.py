@@ -363,3 +363,30 @@ def test_column_lines_of_two_blocks_a_little_apart_stay_two_rules() -> None:
     assert abs(grid.col_edges[1] - lower_x) <= 2 and abs(grid.col_edges[2] - upper_x) <= 2
     lower_right = next(c for c in grid.cells if c.row == 1 and c.box.x1 > upper_x)
     assert lower_right.box.x0 < (lower_x + upper_x) / 2
+
+
+def test_glyph_strokes_lined_up_in_tight_rows_make_no_column() -> None:
+    # Labels set tight in their rows (9 pt at 150 dpi, the row barely taller than the glyphs),
+    # centred in one column: the strokes of 指 and 标 line up from row to row and touch the
+    # rules above and below, but text keeps clear of a rule on at least one side.
+    from PIL import Image, ImageDraw
+    from fixtures.generate import _font
+
+    mm = 150 / 25.4
+    labels = ["数量指标", "质量指标", "时效指标", "成本指标", "经济效益指标", "社会效益指标", "生态效益指标"]
+    font = _font("Noto Sans CJK SC", int(round(3.2 * mm)))
+    page = Image.new("L", (int(120 * mm), int(60 * mm)), 255)
+    draw = ImageDraw.Draw(page)
+    left, mid, right, top = int(10 * mm), int(40 * mm), int(110 * mm), int(10 * mm)
+    row_h = int(round(4.0 * mm))
+    bottom = top + row_h * len(labels)
+    for i in range(len(labels) + 1):
+        draw.line([(left, top + i * row_h), (right, top + i * row_h)], fill=40, width=1)
+    for x in (left, mid, right):
+        draw.line([(x, top), (x, bottom)], fill=40, width=1)
+    for i, label in enumerate(labels):
+        draw.text(((left + mid) / 2, top + i * row_h + row_h / 2), label, font=font, fill=20, anchor="mm")
+        draw.text((mid + 3, top + i * row_h + row_h / 2), "100%", font=font, fill=20, anchor="lm")
+    grid = detect_grid(cv2.GaussianBlur(np.asarray(page), (3, 3), 0.6), px_per_mm=mm)
+    _assert_consistent(grid)
+    assert (grid.n_rows, grid.n_cols) == (len(labels), 2), grid.col_edges

@@ -60,7 +60,7 @@ def test_the_four_seed_forms_read_exactly_in_every_style(scored, style):
 
 
 @pytest.mark.parametrize(
-    "style", [pytest.param(s, marks=NOT_YET) if s in (Style.WRITER, Style.WEB) else s for s in PRINTED], ids=str
+    "style", [pytest.param(s, marks=NOT_YET) if s is Style.WRITER else s for s in PRINTED], ids=str
 )
 def test_each_style_reads_its_fields_and_flags_every_wrong_one(scored, style):
     pages = scored[style]
