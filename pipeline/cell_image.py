@@ -121,16 +121,19 @@ def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None)
     h, w = mask.shape
     edge = max(2, dpi // 60)
     out = mask.copy()
-    # Within a band that holds a rule, only its lines that are mostly ink go: text printed
-    # against the rule keeps the strokes beside it.
+    # Within a band that holds a rule, only its lines that are mostly ink and go on outside the
+    # cell go: text printed against the rule keeps the strokes beside it, and the first glyphs
+    # of lines set against the rule (扌 of 按) ink half such a band too.
     for rows in (slice(0, edge), slice(h - edge, h)):
         band = out[rows]
         if band.size and np.count_nonzero(band) / band.size > 0.5:
-            band[np.count_nonzero(band, axis=1) / w > BAND_LINE_INK] = False
+            lines = np.count_nonzero(band, axis=1) / w > BAND_LINE_INK
+            band[lines if ruled is None else lines & ruled.rows[rows]] = False
     for cols in (slice(0, edge), slice(w - edge, w)):
         band = out[:, cols]
         if band.size and np.count_nonzero(band) / band.size > 0.5:
-            band[:, np.count_nonzero(band, axis=0) / h > BAND_LINE_INK] = False
+            lines = np.count_nonzero(band, axis=0) / h > BAND_LINE_INK
+            band[:, lines if ruled is None else lines & ruled.cols[cols]] = False
     # Any remaining row/column that is ink almost end to end is a rule, not text.
     # A row of close-set bold glyphs in a tight cell is as inked, but stops at the cell's edge.
     full_rows = np.count_nonzero(out, axis=1) / w > 0.85

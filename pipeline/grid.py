@@ -731,7 +731,7 @@ def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarra
 def _short_rules(
     dark: np.ndarray, strokes: np.ndarray, cross: list[_Rule], known: list[float], span: tuple[int, int],
     horizontal: bool, ppm: float, thick: float, end_px: int, anchor_px: int, min_sep: float, tol: float,
-    line_tol: float, beside: _PrintBeside | None,
+    line_tol: float, beside: _PrintBeside,
 ) -> list[_Rule]:
     """Rules too short to be found as straight runs: one crossing band, broken by a gap.
 
@@ -767,7 +767,7 @@ def _short_rules(
             seg = _Segment(pos, int(round(top.pos)), int(round(bottom.pos)) + 1, thick, (top.pos + bottom.pos) / 2)
             if _clutter(strokes, seg, horizontal, ppm)[0] > MAX_CLUTTER:  # a glyph stroke among others
                 continue
-            if beside is not None and np.logical_or(*beside.sides(_Rule(pos, [seg]), a, b, horizontal)).mean() > MAX_PRINT_BESIDE_SHORT:
+            if np.logical_or(*beside.sides(_Rule(pos, [seg]), a, b, horizontal)).mean() > MAX_PRINT_BESIDE_SHORT:
                 continue  # a one-row rule is made out of pieces only with paper either side
             near = next((r for r in found if abs(r.pos - pos) < min_sep), None)
             if near is None:
@@ -1030,9 +1030,8 @@ def _grid_in_region(
     line_tol = max(1.5, LINE_TOL_MM * ppm)
     new_v = _short_rules(v_masks.dark, v_masks.strokes, h_rules, [r.pos for r in v_rules], x_span, False, ppm,
                          thick, end_px, anchor_px, min_sep, pad, line_tol, beside)
-    # (rules between rows are not judged so: stacked rows of tight text touch them from both sides)
     new_h = _short_rules(h_masks.dark, h_masks.strokes, v_rules, [r.pos for r in h_rules], y_span, True, ppm,
-                         thick, end_px, anchor_px, min_sep, pad, line_tol, None)
+                         thick, end_px, anchor_px, min_sep, pad, line_tol, beside)
     v_rules = sorted(v_rules + new_v, key=lambda r: r.pos)
     h_rules = sorted(h_rules + new_h, key=lambda r: r.pos)
 
@@ -1045,6 +1044,8 @@ def _grid_in_region(
     min_hidden_px = int(round(MIN_HIDDEN_MM * ppm))
     band_px = max(3, int(round(HIDDEN_BAND_MM * ppm)))
     h_edge = np.ones((max(n_rows - 1, 0), n_cols), dtype=bool)
+    # (a rule between rows is not judged by the print beside it: stacked rows of tight text
+    # touch it from both sides; a column line, by contrast, has padding on one side at least)
     for r in range(1, n_rows):
         prof = _coverage(h_masks.dark, h_rules[r], xlo, xhi, half_band, horizontal=True, ppm=ppm)
         hidden = _unseen(gray, h_rules[r], xlo, xhi, band_px, paper_level, prof, min_hidden_px, horizontal=True)

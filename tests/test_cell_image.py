@@ -154,3 +154,16 @@ def test_lines_set_without_paper_between_them_are_cut_apart():
 
 def test_one_line_of_bold_text_stays_one_line():
     assert len(prepared(set_tight("年度指标值", width_mm=30, bold=True)).line_spans) == 1
+
+
+def test_the_first_glyphs_of_lines_set_against_the_rule_are_kept():
+    # Cut from a 150 dpi spreadsheet print with no padding: the left strokes of 项, 进, 按
+    # touch the cell's left rule line after line and ink half the band along it. Only the
+    # rule, which goes on above and below the cell, is erased; 按 must not read 安.
+    page = cv2.imread(str(Path(__file__).parents[1] / "fixtures/cells/lines_against_rule.png"), cv2.IMREAD_GRAYSCALE)
+    box = Box(25, 25, page.shape[1] - 25, page.shape[0] - 25)
+    inset = max(1, round(150 * 0.008))
+    crop = page[box.y0 + inset : box.y1 - inset, box.x0 + inset : box.x1 - inset]
+    assert (crop[:, :2] < 204).mean() > 0.5  # the glyphs do ink the band along the rule
+    cell = prepare_cell(page, box, 150)
+    assert np.count_nonzero(cell.image < 160) >= 0.98 * np.count_nonzero(crop < 160)

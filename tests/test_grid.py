@@ -390,3 +390,27 @@ def test_glyph_strokes_lined_up_in_tight_rows_make_no_column() -> None:
     grid = detect_grid(cv2.GaussianBlur(np.asarray(page), (3, 3), 0.6), px_per_mm=mm)
     _assert_consistent(grid)
     assert (grid.n_rows, grid.n_cols) == (len(labels), 2), grid.col_edges
+
+
+@pytest.mark.parametrize("text", ["有效节约", "8939人次", "有效提高"])
+def test_strokes_along_a_text_line_make_no_rule_across_one_cell(text: str) -> None:
+    # In a serif face at 150 dpi the flat strokes of a line of text run from one column
+    # line to the next: a rule one cell long found from pieces needs paper on either side.
+    from PIL import Image, ImageDraw
+    from fixtures.generate import _font
+
+    mm = 150 / 25.4
+    font = _font("AR PL UMing CN", int(round(3.9 * mm)))
+    page = Image.new("L", (int(100 * mm), int(60 * mm)), 255)
+    draw = ImageDraw.Draw(page)
+    width = int(font.getlength(text))
+    cols = [int(10 * mm), int(30 * mm), int(30 * mm) + width + 2, int(90 * mm)]  # the text fills its cell
+    rows = [int(v * mm) for v in (10, 20, 38, 48)]
+    for y in rows:
+        draw.line([(cols[0], y), (cols[-1], y)], fill=40, width=1)
+    for x in cols:
+        draw.line([(x, rows[0]), (x, rows[-1])], fill=40, width=1)
+    draw.text((cols[1] + 1, (rows[1] + rows[2]) / 2), text, font=font, fill=20, anchor="lm")
+    grid = detect_grid(cv2.GaussianBlur(np.asarray(page), (3, 3), 0.7), px_per_mm=mm)
+    _assert_consistent(grid)
+    assert (grid.n_rows, grid.n_cols) == (3, 3), grid.row_edges
