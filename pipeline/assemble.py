@@ -198,9 +198,14 @@ def assemble_record(
             section_columns[part.name] = (columns, problems)
         elif part.place == "right_of":
             found = label_cells[part.name] = table.find(part.label)
-            values[part.name] = take_text(part.name, table.right_of(found)) if found else ""
+            value_cell = table.right_of(found) if found else None
+            values[part.name] = take_text(part.name, value_cell) if found else ""
             if found is None:
                 page.unmapped[part.name] = f"no {part.label} label was found"
+            rest = _runs_on_into(table, value_cell, template) if value_cell is not None else []
+            if rest:
+                values[part.name] = str(values[part.name]) + "".join(table.text(c).text for c in rest)
+                page.misaligned[part.name] = "the value runs on into the next cell: a rule may have been found in its text"
         elif part.place == "below":
             above = table.find(part.above) if part.above else None
             found = table.find(part.label, rows=range(0, above.row) if above is not None else None)
@@ -233,6 +238,20 @@ def assemble_record(
     else:
         page.record = TemplateRecord.model_validate({"form_type": template.form_type, **values})
     return page
+
+
+def _runs_on_into(table: _Table, cell: Cell, template: Template) -> list[Cell]:
+    """The cells right of a label's value cell, up to the row's next printed label: a value the
+    form prints in one cell, cut by a rule found in its text (a glyph's stroke)."""
+    out = []
+    nxt = table.right_of(cell)
+    while nxt is not None and (nxt.row, nxt.row_span) == (cell.row, cell.row_span):
+        text = table.text(nxt)
+        if text.is_blank or any(label_similarity(text.text, word, 0.72) > 0.72 for word in template.printed_words()):
+            break
+        out.append(nxt)
+        nxt = table.right_of(nxt)
+    return out
 
 
 def _mark_layout_failed(page: AssembledPage, template: Template, absent: list[str]) -> None:

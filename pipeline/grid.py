@@ -131,6 +131,8 @@ BESIDE_MM = 0.5  # print this close either side of a line ...
 PRINT_SHADE = 0.8  # ... this dark (a fraction of the paper's level: text and rules, not seal ink) ...
 MAX_AMID_PRINT = 0.5  # ... along more than this share of a cell's edge: glyph strokes, no rule
 MAX_PRINT_BESIDE_SHORT = 0.4  # a rule one row long, found only from pieces, has print on either side along less
+OUTER_ROW_MM = OPEN_MM + 1.0  # a row at the table's top or bottom this high may have no column line found
+WIDE_RULE = 0.9  # ... when the rule bounding it is ruled across this much of the table
 TABLE_GAP_MM = 15.0  # a rule missing this long between two tables leaves them two tables
 PAGE_MARGIN_MM = 3.0  # paper added around the page: outer rules at the image's edge
 
@@ -994,7 +996,32 @@ def _detect_grid(gray: np.ndarray, ppm: float, faint: bool) -> Grid:
     regions = _table_regions(rules.h_rules, rules.v_rules, ppm)
     if not regions:
         raise NoTableError("no ruled table found")
-    return _grid_in_region(gray, ppm, rules, regions[0], blocks_apart=True)
+    return _grid_in_region(gray, ppm, rules, _with_outer_rows(regions[0], rules.h_rules, ppm), blocks_apart=True)
+
+
+def _with_outer_rows(region: Region, h_rules: list[_Rule], ppm: float) -> Region:
+    """``region`` grown by the rows above and below it too low for their column lines to be
+    found as rules (a row under ``OPEN_MM`` high: 项目名称 or 总分 set tight): a rule as wide
+    as the region's own top (bottom) rule, close above (below) it, bounds one more row."""
+    x0, y0, x1, y1 = region
+    width = x1 - x0
+    reach = OUTER_ROW_MM * ppm
+    rows = sorted(h_rules, key=lambda r: r.pos)
+
+    def spans_table(rule: _Rule) -> bool:
+        overlap = min(rule.end, x1) - max(rule.start, x0)
+        return overlap >= WIDE_RULE * width and rule.covered() >= WIDE_RULE * width
+
+    grown = True
+    while grown:
+        grown = False
+        above = [r for r in rows if y0 - reach <= r.pos < y0 - MIN_SEPARATION_MM * ppm and spans_table(r)]
+        below = [r for r in rows if y1 + MIN_SEPARATION_MM * ppm < r.pos <= y1 + reach and spans_table(r)]
+        if above:
+            y0, grown = max(r.pos for r in above), True
+        if below:
+            y1, grown = min(r.pos for r in below), True
+    return x0, y0, x1, y1
 
 
 def _grid_in_region(

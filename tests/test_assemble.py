@@ -193,3 +193,24 @@ def test_a_header_misread_as_its_neighbour_keeps_every_column_in_printed_order(l
     truth, assembled = _assembled_with_label_misread(label, misread)
     assert assembled.record.indicators == truth.indicators
     assert not assembled.unmapped and not assembled.layout_failed
+
+
+def test_a_value_cut_by_a_rule_found_in_its_text_is_joined_and_flagged():
+    # A glyph's stroke taken for a column line cuts 项目名称's value in two: the part beyond
+    # the cut is not dropped silently, and the field goes to review.
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    truth = FormRecord.model_validate(page["record"])
+    value = next(c for c, t in texts.items() if t.text == truth.project_name)
+    cut = len(truth.project_name) // 2
+    left = Cell(value.row, value.col, value.row_span, 1, Box(value.box.x0, value.box.y0, value.box.x0 + 1, value.box.y1))
+    right = Cell(value.row, value.col + 1, value.row_span, value.col_span - 1,
+                 Box(value.box.x0 + 1, value.box.y0, value.box.x1, value.box.y1))
+    assert value.col_span > 1
+    del texts[value]
+    texts[left] = CellText(truth.project_name[:cut], 0.9, "agreed")
+    texts[right] = CellText(truth.project_name[cut:], 0.9, "agreed")
+    cells = tuple(sorted((*(c for c in grid.cells if c != value), left, right), key=lambda c: (c.row, c.col)))
+    assembled = assemble_record(Grid(grid.row_edges, grid.col_edges, cells), texts, "（2020年度）")
+    assert assembled.record.project_name == truth.project_name
+    assert "project_name" in assembled.misaligned

@@ -414,3 +414,19 @@ def test_strokes_along_a_text_line_make_no_rule_across_one_cell(text: str) -> No
     grid = detect_grid(cv2.GaussianBlur(np.asarray(page), (3, 3), 0.7), px_per_mm=mm)
     _assert_consistent(grid)
     assert (grid.n_rows, grid.n_cols) == (3, 3), grid.row_edges
+
+
+def test_a_low_first_and_last_row_belong_to_the_table() -> None:
+    # 项目名称 and 总分 set tight: rows lower than a column line must be to be found alone.
+    # The rules above and below them, ruled across the whole table, still bound a row.
+    mm = 300 / 25.4
+    page = np.full((int(120 * mm), int(190 * mm)), 255, np.uint8)
+    xs = [int(v * mm) for v in (15, 45, 100, 175)]
+    ys = [int(v * mm) for v in (20, 24.5, 40, 55, 70, 74.5)]
+    for y in ys:
+        cv2.line(page, (xs[0], y), (xs[-1], y), 30, 2)
+    for x in xs:
+        cv2.line(page, (x, ys[0]), (x, ys[-1]), 30, 2)
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    assert (grid.n_rows, grid.n_cols) == (5, 3), grid.row_edges
