@@ -133,6 +133,7 @@ MAX_AMID_PRINT = 0.5  # ... along more than this share of a cell's edge: glyph s
 MAX_PRINT_BESIDE_SHORT = 0.4  # a rule one row long, found only from pieces, has print on either side along less
 OUTER_ROW_MM = OPEN_MM + 1.0  # a row at the table's top or bottom this high may have no column line found
 WIDE_RULE = 0.9  # ... when the rule bounding it is ruled across this much of the table
+FEW_CELLS = 6  # a ruled frame with fewer cells is looked at again for faded rules
 TABLE_GAP_MM = 15.0  # a rule missing this long between two tables leaves them two tables
 PAGE_MARGIN_MM = 3.0  # paper added around the page: outer rules at the image's edge
 
@@ -784,8 +785,9 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None, faint: bool |
 
     ``px_per_mm`` defaults to the A4 scale implied by the page size. ``faint`` looks
     for faded hairline rules (more sensitive, and more easily misled by text); by
-    default it is tried only when the normal pass finds no table, or a block of cells
-    merged both ways (then kept only if it has no such block).
+    default it is tried only when the normal pass finds no table, a block of cells
+    merged both ways (then kept only if it has no such block), or fewer than
+    ``FEW_CELLS`` cells (then kept if it has more).
     Raises ``NoTableError`` when no ruled table (2+ crossing rules each way) is found.
     """
     gray = to_gray(image)
@@ -795,15 +797,19 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None, faint: bool |
             grid = _detect_grid(gray, ppm, faint=False)
         except NoTableError:
             return _detect_grid(gray, ppm, faint=True)
-        if not _has_merged_block(grid):
+        merged = _has_merged_block(grid)
+        if not merged and len(grid.cells) >= FEW_CELLS:
             return grid
         # A block merged across rows *and* columns inside the table is what faded rules under
-        # a seal leave behind (labels merge one way only): the faint pass may see them.
+        # a seal leave behind (labels merge one way only), and a frame with next to nothing
+        # inside is what rules faded all over leave: the faint pass may see them.
         try:
             retry = _detect_grid(gray, ppm, faint=True)
         except NoTableError:
             return grid
-        return grid if _has_merged_block(retry) else retry
+        if merged:
+            return grid if _has_merged_block(retry) else retry
+        return retry if len(retry.cells) > len(grid.cells) else grid
     return _detect_grid(gray, ppm, faint)
 
 

@@ -360,4 +360,11 @@ def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
                     field=path, reason=LAYOUT_DOUBT, readings=dict(evidence.text.readings),
                     message=f"the page's layout is in doubt ({why}): every field is to be checked",
                 )
+        # rows the grid lost have no field to flag: the table itself is to be checked
+        for name, value in page.record:
+            if isinstance(value, list) and (name, LAYOUT_DOUBT) not in flags and name not in flagged:
+                flags[(name, LAYOUT_DOUBT)] = Flag(
+                    field=name, reason=LAYOUT_DOUBT,
+                    message=f"the page's layout is in doubt ({why}): rows may be missing or extra",
+                )
     return list(flags.values())

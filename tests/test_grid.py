@@ -430,3 +430,21 @@ def test_a_low_first_and_last_row_belong_to_the_table() -> None:
     grid = detect_grid(page, px_per_mm=mm)
     _assert_consistent(grid)
     assert (grid.n_rows, grid.n_cols) == (5, 3), grid.row_edges
+
+
+def test_a_dark_frame_with_faded_rules_inside_is_looked_at_again() -> None:
+    # Rules faded all over but the frame: the normal pass sees a frame with nothing inside,
+    # which no form is; the faint pass finds the rules.
+    mm = 300 / 25.4
+    page = np.full((int(120 * mm), int(190 * mm)), 254, np.uint8)
+    xs = [int(v * mm) for v in (15, 45, 100, 140, 175)]
+    ys = [int(v * mm) for v in (20, 32, 44, 56, 68, 80)]
+    for y in ys[1:-1]:
+        cv2.line(page, (xs[0], y), (xs[-1], y), 228, 2)
+    for x in xs[1:-1]:
+        cv2.line(page, (x, ys[0]), (x, ys[-1]), 228, 2)
+    cv2.rectangle(page, (xs[0], ys[0]), (xs[-1], ys[-1]), 40, 3)
+    page = cv2.GaussianBlur(page, (3, 3), 0.8)
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    assert (grid.n_rows, grid.n_cols) == (5, 4)
