@@ -696,12 +696,8 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
-def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Spanning cells (row, col, row_span, col_span) from fine-cell boundary presence.
-
-    h_edge[r, c]: rule between fine rows r and r+1 in column c (shape n_rows-1 x n_cols).
-    v_edge[r, c]: rule between fine cols c and c+1 in row r (shape n_rows x n_cols-1).
-    """
+def _joined(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarray) -> list[int]:
+    """Union-find parents of the fine cells, joined where no rule parts them."""
     parent = list(range(n_rows * n_cols))
     for r in range(n_rows):
         for c in range(n_cols):
@@ -710,9 +706,48 @@ def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarra
                 parent[_find(parent, i)] = _find(parent, i + 1)
             if r + 1 < n_rows and not h_edge[r, c]:
                 parent[_find(parent, i)] = _find(parent, i + n_cols)
+    return parent
+
+
+def _labels(parent: list[int], n_rows: int, n_cols: int) -> np.ndarray:
+    return np.array([_find(parent, i) for i in range(n_rows * n_cols)]).reshape(n_rows, n_cols)
+
+
+def _rectangular(member: np.ndarray) -> bool:
+    rr, cc = np.nonzero(member)
+    return len(rr) == (rr.max() - rr.min() + 1) * (cc.max() - cc.min() + 1)
+
+
+def _merge_cells(n_rows: int, n_cols: int, h_edge: np.ndarray, v_edge: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Spanning cells (row, col, row_span, col_span) from fine-cell boundary presence.
+
+    h_edge[r, c]: rule between fine rows r and r+1 in column c (shape n_rows-1 x n_cols).
+    v_edge[r, c]: rule between fine cols c and c+1 in row r (shape n_rows x n_cols-1).
+    """
+    labels = _labels(_joined(n_rows, n_cols, h_edge, v_edge), n_rows, n_cols)
+    uneven = {lab for lab in np.unique(labels) if not _rectangular(labels == lab)}
+    for lab in uneven:
+        # A gap in a broken rule, one fine cell long between two stretches of the rule, joins a
+        # cell to its neighbour across it: the rule is taken as whole there before any group is
+        # grown to a rectangle, which across a table's blocks swallowed a whole table.
+        # Only where that leaves every part of the group a rectangle: otherwise more than a gap
+        # is wrong there, and the group is grown as before.
+        h_try, v_try = h_edge.copy(), v_edge.copy()
+        for r in range(n_rows - 1):
+            for c in range(1, n_cols - 1):
+                if not h_try[r, c] and labels[r, c] == lab and h_try[r, c - 1] and h_try[r, c + 1]:
+                    h_try[r, c] = True
+        for r in range(1, n_rows - 1):
+            for c in range(n_cols - 1):
+                if not v_try[r, c] and labels[r, c] == lab and v_try[r - 1, c] and v_try[r + 1, c]:
+                    v_try[r, c] = True
+        parts = _labels(_joined(n_rows, n_cols, h_try, v_try), n_rows, n_cols)
+        if all(_rectangular(parts == part) for part in np.unique(parts[labels == lab])):
+            h_edge, v_edge = h_try, v_try
+    parent = _joined(n_rows, n_cols, h_edge, v_edge)
     # Non-rectangular groups (a missed rule) are grown to their bounding rectangles.
     while True:
-        labels = np.array([_find(parent, i) for i in range(n_rows * n_cols)]).reshape(n_rows, n_cols)
+        labels = _labels(parent, n_rows, n_cols)
         changed = False
         for lab in np.unique(labels):
             rr, cc = np.nonzero(labels == lab)

@@ -448,3 +448,25 @@ def test_a_dark_frame_with_faded_rules_inside_is_looked_at_again() -> None:
     grid = detect_grid(page, px_per_mm=mm)
     _assert_consistent(grid)
     assert (grid.n_rows, grid.n_cols) == (5, 4)
+
+
+def test_a_gap_in_a_broken_rule_over_a_narrow_column_does_not_merge_two_blocks() -> None:
+    # The rule between two blocks is broken just where a column line of the lower block runs
+    # 3 mm from one of the upper block's: the gap spans that narrow fine column alone.
+    mm = 300 / 25.4
+    page = np.full((int(120 * mm), int(190 * mm)), 255, np.uint8)
+    left, right = int(15 * mm), int(175 * mm)
+    top, middle, lower, bottom = (int(v * mm) for v in (20, 50, 65, 80))
+    for y in (top, lower, bottom):
+        cv2.line(page, (left, y), (right, y), 30, 2)
+    cv2.line(page, (left, middle), (int(99 * mm), middle), 30, 2)
+    cv2.line(page, (int(104 * mm), middle), (right, middle), 30, 2)
+    for x in (left, right):
+        cv2.line(page, (x, top), (x, bottom), 30, 2)
+    cv2.line(page, (int(100 * mm), top), (int(100 * mm), middle), 30, 2)
+    for x in (60, 103, 140):
+        cv2.line(page, (int(x * mm), middle), (int(x * mm), bottom), 30, 2)
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    spans = sorted((c.row, c.row_span, c.col_span) for c in grid.cells)
+    assert len(grid.cells) == 2 + 4 + 4, spans
