@@ -134,6 +134,7 @@ MAX_PRINT_BESIDE_SHORT = 0.4  # a rule one row long, found only from pieces, has
 OUTER_ROW_MM = OPEN_MM + 1.0  # a row at the table's top or bottom this high may have no column line found
 WIDE_RULE = 0.9  # ... when the rule bounding it is ruled across this much of the table
 FEW_CELLS = 6  # a ruled frame with fewer cells is looked at again for faded rules
+MORE_CELLS = 1.25  # of two grids with a merged block each, the faint pass's is taken with this many more cells
 TABLE_GAP_MM = 15.0  # a rule missing this long between two tables leaves them two tables
 PAGE_MARGIN_MM = 3.0  # paper added around the page: outer rules at the image's edge
 
@@ -821,8 +822,8 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None, faint: bool |
     ``px_per_mm`` defaults to the A4 scale implied by the page size. ``faint`` looks
     for faded hairline rules (more sensitive, and more easily misled by text); by
     default it is tried only when the normal pass finds no table, a block of cells
-    merged both ways (then kept only if it has no such block), or fewer than
-    ``FEW_CELLS`` cells (then kept if it has more).
+    merged both ways (then kept if it has no such block, or ``MORE_CELLS`` times the
+    cells), or fewer than ``FEW_CELLS`` cells (then kept if it has more).
     Raises ``NoTableError`` when no ruled table (2+ crossing rules each way) is found.
     """
     gray = to_gray(image)
@@ -842,9 +843,11 @@ def detect_grid(image: np.ndarray, px_per_mm: float | None = None, faint: bool |
             retry = _detect_grid(gray, ppm, faint=True)
         except NoTableError:
             return grid
-        if merged:
-            return grid if _has_merged_block(retry) else retry
-        return retry if len(retry.cells) > len(grid.cells) else grid
+        if merged and not _has_merged_block(retry):
+            return retry
+        # both in doubt, or a frame with next to nothing inside: the one that saw more rules
+        more = len(retry.cells) >= (MORE_CELLS if merged else 1.0) * len(grid.cells) and len(retry.cells) > len(grid.cells)
+        return retry if more else grid
     return _detect_grid(gray, ppm, faint)
 
 

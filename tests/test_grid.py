@@ -470,3 +470,23 @@ def test_a_gap_in_a_broken_rule_over_a_narrow_column_does_not_merge_two_blocks()
     _assert_consistent(grid)
     spans = sorted((c.row, c.row_span, c.col_span) for c in grid.cells)
     assert len(grid.cells) == 2 + 4 + 4, spans
+
+
+def test_of_two_doubtful_grids_the_one_that_saw_more_rules_is_kept() -> None:
+    # Faded rules all through the lower half; both passes show a cell merged both ways (one is
+    # printed so, away from the first column), but the faint pass sees the faded rules too.
+    mm = 300 / 25.4
+    page = np.full((int(140 * mm), int(190 * mm)), 254, np.uint8)
+    xs = [int(v * mm) for v in (15, 45, 75, 105, 140, 175)]
+    ys = [int(v * mm) for v in (20, 30, 40, 50, 60, 70, 80, 90, 100, 110)]
+    for y in ys:
+        cv2.line(page, (xs[0], y), (xs[-1], y), 40 if y <= ys[3] else 238, 2)
+    for x in xs:
+        cv2.line(page, (x, ys[0]), (x, ys[3]), 40, 2)
+        cv2.line(page, (x, ys[3]), (x, ys[-1]), 40 if x in (xs[0], xs[-1]) else 238, 2)
+    cv2.rectangle(page, (xs[1] + 3, ys[1] + 3), (xs[3] - 3, ys[3] - 3), 254, -1)  # a 2 x 2 cell printed merged
+    page = cv2.GaussianBlur(page, (3, 3), 0.8)
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    assert (grid.n_rows, grid.n_cols) == (9, 5)
+    assert len(grid.cells) == 9 * 5 - 3
