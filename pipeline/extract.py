@@ -257,6 +257,18 @@ def _extract_page_full(
         template, grid, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
+        if _layout_in_doubt(assembled):
+            # Rules faded all through can leave a grid that maps badly without a block merged
+            # both ways: the faint pass's grid is read too, and the better mapped one kept.
+            try:
+                faint = detect_grid(stamped, faint=True)
+            except NoTableError:
+                faint = grid
+            if faint.cells != grid.cells:
+                _, faint, faint_texts = read_cells(image, page.dpi, faint, header, reader, lexicon, [template])
+                other = assemble_record(faint, faint_texts, header, lexicon, template)
+                if _mapping_doubt(other) < _mapping_doubt(assembled):
+                    grid, texts, assembled = faint, faint_texts, other
         if assembled.layout_failed:
             require_form_shown(template, header, [text.text for text in texts.values()], assembled.layout_failed)
         if seals and not page.was_colour:
@@ -275,6 +287,15 @@ def _extract_page_full(
     return PageExtraction(
         result, image, grid, texts, assembled.evidence, layout_doubt(assembled, result.flags), assembled.under_seal
     )
+
+
+def _layout_in_doubt(page: AssembledPage) -> bool:
+    return bool(page.layout_failed or page.unmapped or page.misaligned)
+
+
+def _mapping_doubt(page: AssembledPage) -> tuple[bool, int, int]:
+    """How badly a page's layout was mapped, for comparing two grids of it: smaller is better."""
+    return bool(page.layout_failed), len(page.unmapped) + len(page.misaligned), -len(page.evidence)
 
 
 def require_form_shown(template: Template, header: str, cell_texts: list[str], why: str) -> None:

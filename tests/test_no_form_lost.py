@@ -155,3 +155,31 @@ def test_a_funds_header_short_of_its_six_columns_flags_every_funds_field():
     funds = {f"funds[{i}].{key}" for i in range(len(assembled.record.funds))
              for key in ("initial_budget", "annual_budget", "executed", "weight", "execution_rate", "score")}
     assert funds <= flagged
+
+
+def test_a_grid_that_maps_badly_is_read_again_on_the_faint_pass(monkeypatch):
+    # Rules faded all through can leave a grid without a block merged both ways that still
+    # maps badly (here: the 项目名称 row lost, so the form's first label is not found). Such a
+    # page is read on the faint pass's grid too, and the better mapping is kept.
+    import pipeline.extract as extract
+    from models import FormRecord
+    from pipeline.ocr import CellReader
+    from pipeline.read import read_pages
+
+    fixtures = Path(__file__).parent.parent / "fixtures"
+    truth = FormRecord.model_validate(
+        json.loads((fixtures / "truth" / "seed-1.json").read_text(encoding="utf-8"))["pages"][0]["record"])
+    real = extract.detect_grid
+
+    def lost_first_row(image, px_per_mm=None, faint=None):
+        grid = real(image, px_per_mm, faint)
+        if faint:
+            return grid
+        cells = tuple(Cell(c.row - 1, c.col, c.row_span, c.col_span, c.box) for c in grid.cells if c.row > 0)
+        return Grid(grid.row_edges[1:], grid.col_edges, cells, grid.px_per_mm, grid.rule_px)
+
+    monkeypatch.setattr(extract, "detect_grid", lost_first_row)
+    (page,) = read_pages(fixtures / "scans" / "seed-1.pdf")
+    found = extract.extract_page_full(page, CellReader())
+    assert found.result.record.project_name == truth.project_name
+    assert found.layout_doubt is None
