@@ -191,11 +191,66 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     # Only rule remnants are erased: masking every pixel outside the ink components would
     # also erase the faint parts of thin strokes, which the engines need.
     clean = np.where(faint_raw & ~faint, 255, crop).astype(np.uint8)
+    ink, mask = _mark_back_on_its_line(clean[ys0:ys1, xs0:xs1], keep_mask[ys0:ys1, xs0:xs1], mm)
+    ink_h, ink_w = ink.shape
     margin = max(4, round(1.0 * mm))
     trimmed = np.full((ink_h + 2 * margin, ink_w + 2 * margin), 255, np.uint8)
-    trimmed[margin : margin + ink_h, margin : margin + ink_w] = clean[ys0:ys1, xs0:xs1]
-    lines = _line_spans(keep_mask[ys0:ys1, xs0:xs1], mm)
+    trimmed[margin : margin + ink_h, margin : margin + ink_w] = ink
+    lines = _line_spans(mask, mm)
     return CellImage("text", trimmed, tuple((a + margin, b + margin) for a, b in lines), dpi)
+
+
+MARK_MM = 1.3  # a punctuation mark (。，、) is at most this wide and tall at 9-12 pt
+
+
+def _mark_back_on_its_line(ink: np.ndarray, mask: np.ndarray, mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """A punctuation mark wrapped alone to the start of the next line (a spreadsheet wraps 。
+    so), put back at the end of the line above it: a line of one small mark is read as
+    nothing, and joined to the line above it is read as nothing either, by both engines."""
+    spans = _row_runs(mask, mm)
+    if len(spans) < 2:
+        return ink, mask
+    tallest = max(b - a for a, b in spans)
+    for (pa, pb), (a, b) in zip(spans, spans[1:]):
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask[a:b].view(np.uint8), connectivity=8)
+        if b - a >= 0.5 * tallest or n != 2:
+            continue
+        x, _, w, h = (int(v) for v in stats[1, :4])
+        if w > MARK_MM * mm or h > MARK_MM * mm or w > 2 * h or x > 0.5 * tallest:
+            continue  # not a mark at a line's start: the top stroke of 二, a stray dot further on
+        above = np.flatnonzero(mask[pa:pb].any(axis=0))
+        if above.size == 0:
+            continue  # the line above was itself a mark, moved up already
+        end = int(above.max()) + 1 + max(1, round(0.2 * mm))
+        if end + w > ink.shape[1]:
+            grow = end + w - ink.shape[1]
+            ink = np.pad(ink, ((0, 0), (0, grow)), constant_values=255)
+            mask = np.pad(mask, ((0, 0), (0, grow)), constant_values=False)
+        top = max(pa, pb - h)
+        piece, piece_ink = mask[a:b, x : x + w].copy(), ink[a:b, x : x + w].copy()
+        rows = np.flatnonzero(piece.any(axis=1))
+        piece, piece_ink = piece[rows[0] : rows[-1] + 1], piece_ink[rows[0] : rows[-1] + 1]
+        ink[a:b, x : x + w][mask[a:b, x : x + w]] = 255
+        mask[a:b, x : x + w] = False
+        region = ink[top : top + piece.shape[0], end : end + w]
+        region[piece[: region.shape[0], : region.shape[1]]] = piece_ink[: region.shape[0], : region.shape[1]][
+            piece[: region.shape[0], : region.shape[1]]]
+        mask[top : top + piece.shape[0], end : end + w] |= piece[: region.shape[0], : region.shape[1]]
+    return ink, mask
+
+
+def _row_runs(mask: np.ndarray, mm: float) -> list[tuple[int, int]]:
+    """Runs of rows with ink, gaps under ~0.4 mm bridged (strokes of one glyph)."""
+    rows = mask.any(axis=1)
+    padded = np.concatenate(([0], rows.astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(padded))
+    runs: list[list[int]] = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        if runs and a - runs[-1][1] < 0.4 * mm:
+            runs[-1][1] = int(b)
+        else:
+            runs.append([int(a), int(b)])
+    return [(a, b) for a, b in runs]
 
 
 def _min_area(dpi: int) -> float:
@@ -241,23 +296,7 @@ def _bounds(stats: np.ndarray, keep: list[int]) -> tuple[int, int, int, int]:
 
 def _line_spans(mask: np.ndarray, mm: float) -> list[tuple[int, int]]:
     """Text lines from the row profile; gaps under ~0.4 mm don't split (strokes of one glyph)."""
-    rows = mask.any(axis=1)
-    spans: list[list[int]] = []
-    start = None
-    for y, on in enumerate(rows):
-        if on and start is None:
-            start = y
-        elif not on and start is not None:
-            spans.append([start, y])
-            start = None
-    if start is not None:
-        spans.append([start, len(rows)])
-    merged: list[list[int]] = []
-    for span in spans:
-        if merged and span[0] - merged[-1][1] < 0.4 * mm:
-            merged[-1][1] = span[1]
-        else:
-            merged.append(span)
+    merged = [list(run) for run in _row_runs(mask, mm)]
     # Fragments much thinner than a line (a stray dot, the top of 二) join their neighbour.
     if len(merged) > 1:
         tallest = max(b - a for a, b in merged)

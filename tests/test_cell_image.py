@@ -167,3 +167,34 @@ def test_the_first_glyphs_of_lines_set_against_the_rule_are_kept():
     assert (crop[:, :2] < 204).mean() > 0.5  # the glyphs do ink the band along the rule
     cell = prepare_cell(page, box, 150)
     assert np.count_nonzero(cell.image < 160) >= 0.98 * np.count_nonzero(crop < 160)
+
+
+def paragraph_with_lines(lines: list[str], pitch_mm: float = 5.0) -> np.ndarray:
+    path, index = FONTS["Noto Sans CJK SC"]["regular"]
+    font = ImageFont.truetype(path, int(3.7 * MM), index=index)
+    img = Image.new("L", (int(60 * MM), int((len(lines) * pitch_mm + 4) * MM)), 255)
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((int(2 * MM), int((2 + i * pitch_mm) * MM)), line, font=font, fill=0)
+    return np.array(img)
+
+
+def test_a_mark_wrapped_alone_to_the_next_line_is_put_back_at_the_end_of_its_line():
+    # A spreadsheet wraps 。 alone onto the next line; read there (or joined to the line
+    # above, below its glyphs) both engines drop it. It goes back after the line's last glyph.
+    page = paragraph_with_lines(["达到预期", "。", "受客观因素"])
+    cell = prepare_cell(page, Box(0, 0, page.shape[1], page.shape[0]), DPI)
+    assert len(cell.line_spans) == 2
+    (a, b), _ = cell.line_spans
+    first = cell.image[a:b] < 160
+    alone = paragraph_with_lines(["达到预期"])
+    alone_cell = prepare_cell(alone, Box(0, 0, alone.shape[1], alone.shape[0]), DPI)
+    (c, d), = alone_cell.line_spans
+    # the first line now reaches further right than the same line without its mark
+    assert np.flatnonzero(first.any(axis=0)).max() > np.flatnonzero((alone_cell.image[c:d] < 160).any(axis=0)).max() + 2
+
+
+def test_two_marks_wrapped_one_under_the_other_are_no_trouble():
+    page = paragraph_with_lines(["达到预期", "。", "，", "受客观因素"])
+    cell = prepare_cell(page, Box(0, 0, page.shape[1], page.shape[0]), DPI)
+    assert cell.kind == "text" and len(cell.line_spans) >= 2
