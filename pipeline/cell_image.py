@@ -65,6 +65,11 @@ def _ink_levels(crop: np.ndarray, paper: float) -> tuple[float, float]:
 BAND_LINE_INK = 0.25  # a line of a rule's band this much ink is the rule's
 
 
+RULE_PAST_MM = 0.8  # past the rule that bounds the cell (rules are <= 0.7 mm) ...
+RULE_ALONG_MM = 1.0  # ... a rule goes on for at least this long
+RULE_ALONG_INK = 0.7  # ... inked over this much of it
+
+
 @dataclass(frozen=True)
 class _Ruled:
     """Which rows and columns of a crop lie on a line that goes on outside the cell, past the
@@ -74,45 +79,51 @@ class _Ruled:
     cols: np.ndarray
 
 
-RULE_PAST_MM = 0.8  # past the rule that bounds the cell (rules are <= 0.7 mm) ...
-RULE_ALONG_MM = 1.0  # ... a rule goes on for at least this long
-RULE_ALONG_INK = 0.7  # ... inked over this much of it
+@dataclass(frozen=True)
+class _Outside:
+    """The page just outside a cell, past its rules, along each row and column of its crop:
+    cut once a cell, and asked at each ink level the cell is looked at with."""
 
+    rows: tuple[np.ndarray, ...]  # per side, (crop rows x stretch), darkest of the row and its neighbours
+    cols: tuple[np.ndarray, ...]
 
-def _ruled(page: np.ndarray, box: Box, crop_at: Box, level: float, dpi: int) -> _Ruled:
-    mm = dpi / 25.4
-    near = round(RULE_PAST_MM * mm)
-    far = near + max(3, round(RULE_ALONG_MM * mm))
+    @classmethod
+    def of(cls, page: np.ndarray, box: Box, crop_at: Box, dpi: int) -> _Outside:
+        mm = dpi / 25.4
+        near = round(RULE_PAST_MM * mm)
+        far = near + max(3, round(RULE_ALONG_MM * mm))
 
-    def goes_on(strip: np.ndarray) -> np.ndarray:
-        # strip: lines (rows) of the crop, one pixel either side (a residual skew), along the outside
-        if strip.shape[1] == 0:
-            return np.zeros(max(strip.shape[0] - 2, 0), bool)
-        darkest = np.minimum(np.minimum(strip[:-2], strip[1:-1]), strip[2:])
-        return np.count_nonzero(darkest <= level, axis=1) >= RULE_ALONG_INK * strip.shape[1]
+        def sides(lines: np.ndarray, first: int, n: int, lo: int, hi: int, length: int) -> tuple[np.ndarray, ...]:
+            # lines: the page's lines across the crop; each crop line takes the darkest of itself
+            # and its neighbours (a residual skew). A crop line on the page's edge has no
+            # neighbour beyond it: it is left paper, never a rule.
+            out = []
+            top, bottom = max(0, first - 1), min(lines.shape[0], first + n + 1)
+            for a, b in ((max(0, lo - far), max(0, lo - near)), (min(length, hi + near), min(length, hi + far))):
+                strip = np.full((n + 2, b - a), 255, np.uint8)
+                strip[top - first + 1 : bottom - first + 1] = lines[top:bottom, a:b]
+                darkest = np.minimum(np.minimum(strip[:-2], strip[1:-1]), strip[2:])
+                if first == 0:
+                    darkest[0] = 255
+                if first + n >= lines.shape[0]:
+                    darkest[-1] = 255
+                out.append(darkest)
+            return tuple(out)
 
-    def sides(lines: np.ndarray, lo: int, hi: int, length: int) -> np.ndarray:
-        before = lines[:, max(0, lo - far) : max(0, lo - near)]
-        after = lines[:, min(length, hi + near) : min(length, hi + far)]
-        return goes_on(before) | goes_on(after)
+        height, width = page.shape[:2]
+        return cls(
+            sides(page, crop_at.y0, crop_at.height, box.x0, box.x1, width),
+            sides(page.T, crop_at.x0, crop_at.width, box.y0, box.y1, height),
+        )
 
-    height, width = page.shape[:2]
-    y0, y1 = max(0, crop_at.y0 - 1), min(height, crop_at.y1 + 1)
-    rows = sides(page[y0:y1], box.x0, box.x1, width)
-    x0, x1 = max(0, crop_at.x0 - 1), min(width, crop_at.x1 + 1)
-    cols = sides(page[:, x0:x1].T, box.y0, box.y1, height)
-    # a crop on the page's edge has no line beyond that end: its first line is not looked at
-    if crop_at.y0 == 0:
-        rows = np.concatenate([[False], rows])
-    if crop_at.x0 == 0:
-        cols = np.concatenate([[False], cols])
-    return _Ruled(_fit(rows, crop_at.height), _fit(cols, crop_at.width))
+    def at(self, level: float) -> _Ruled:
+        def goes_on(strips: tuple[np.ndarray, ...]) -> np.ndarray:
+            return np.logical_or.reduce([
+                np.count_nonzero(s <= level, axis=1) >= RULE_ALONG_INK * s.shape[1] if s.shape[1] else
+                np.zeros(s.shape[0], bool) for s in strips
+            ])
 
-
-def _fit(flags: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros(n, bool)
-    out[: min(n, len(flags))] = flags[:n]
-    return out
+        return _Ruled(goes_on(self.rows), goes_on(self.cols))
 
 
 def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None) -> np.ndarray:
@@ -154,16 +165,16 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if y1 - y0 < 4 or x1 - x0 < 4:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     crop = page[y0:y1, x0:x1]
-    crop_at = Box(x0, y0, x1, y1)
+    outside = _Outside.of(page, box, Box(x0, y0, x1, y1), dpi)
     mm = dpi / 25.4
     paper = median_grey(crop)
     strong_level, faint_level = _ink_levels(crop, paper)
-    extent = _ink_extent(crop, strong_level, dpi, _ruled(page, box, crop_at, strong_level, dpi))
+    extent = _ink_extent(crop, strong_level, dpi, outside.at(strong_level))
     if extent is None or _looks_like_dash(extent, mm) or _is_speck(extent, mm):
         # Faded print at low resolution can stay lighter than the fixed ink level:
         # a glyph-sized shape well darker than the paper is text all the same.
         relaxed = paper - FADED_CONTRAST
-        relaxed_extent = _ink_extent(crop, relaxed, dpi, _ruled(page, box, crop_at, relaxed, dpi)) if relaxed > strong_level else None
+        relaxed_extent = _ink_extent(crop, relaxed, dpi, outside.at(relaxed)) if relaxed > strong_level else None
         if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
             extent = relaxed_extent
             faint_level = max(faint_level, (relaxed + paper) / 2)
@@ -176,7 +187,7 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     min_area = _min_area(dpi)
     # The text's extent comes from the faint mask, so thin light strokes are not cut off.
     faint_raw = crop <= faint_level
-    faint = _clear_border_rules(faint_raw, dpi, _ruled(page, box, crop_at, faint_level, dpi))
+    faint = _clear_border_rules(faint_raw, dpi, outside.at(faint_level))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.view(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not _edge_sliver(stats[i], faint.shape, dpi)]
     if not keep:
@@ -215,7 +226,7 @@ def _mark_back_on_its_line(ink: np.ndarray, mask: np.ndarray, mm: float) -> tupl
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask[a:b].view(np.uint8), connectivity=8)
         if b - a >= 0.5 * tallest or n != 2:
             continue
-        x, _, w, h = (int(v) for v in stats[1, :4])
+        x, y, w, h = (int(v) for v in stats[1, :4])
         if w > MARK_MM * mm or h > MARK_MM * mm or w > 2 * h or x > 0.5 * tallest:
             continue  # not a mark at a line's start: the top stroke of 二, a stray dot further on
         above = np.flatnonzero(mask[pa:pb].any(axis=0))
@@ -223,19 +234,16 @@ def _mark_back_on_its_line(ink: np.ndarray, mask: np.ndarray, mm: float) -> tupl
             continue  # the line above was itself a mark, moved up already
         end = int(above.max()) + 1 + max(1, round(0.2 * mm))
         if end + w > ink.shape[1]:
-            grow = end + w - ink.shape[1]
-            ink = np.pad(ink, ((0, 0), (0, grow)), constant_values=255)
-            mask = np.pad(mask, ((0, 0), (0, grow)), constant_values=False)
-        top = max(pa, pb - h)
-        piece, piece_ink = mask[a:b, x : x + w].copy(), ink[a:b, x : x + w].copy()
-        rows = np.flatnonzero(piece.any(axis=1))
-        piece, piece_ink = piece[rows[0] : rows[-1] + 1], piece_ink[rows[0] : rows[-1] + 1]
-        ink[a:b, x : x + w][mask[a:b, x : x + w]] = 255
-        mask[a:b, x : x + w] = False
-        region = ink[top : top + piece.shape[0], end : end + w]
-        region[piece[: region.shape[0], : region.shape[1]]] = piece_ink[: region.shape[0], : region.shape[1]][
-            piece[: region.shape[0], : region.shape[1]]]
-        mask[top : top + piece.shape[0], end : end + w] |= piece[: region.shape[0], : region.shape[1]]
+            ink = np.pad(ink, ((0, 0), (0, end + w - ink.shape[1])), constant_values=255)
+            mask = np.pad(mask, ((0, 0), (0, end + w - mask.shape[1])), constant_values=False)
+        rows, cols = slice(a + y, a + y + h), slice(x, x + w)
+        piece, piece_ink = mask[rows, cols].copy(), ink[rows, cols].copy()
+        ink[rows, cols][piece] = 255
+        mask[rows, cols] = False
+        # bottom on the line's bottom: where a full stop sits
+        to_rows, to_cols = slice(max(pa, pb - h), max(pa, pb - h) + h), slice(end, end + w)
+        ink[to_rows, to_cols][piece] = piece_ink[piece]
+        mask[to_rows, to_cols] |= piece
     return ink, mask
 
 
