@@ -146,9 +146,8 @@ def _split_across(gray: np.ndarray, grid: Grid, found: list[Suspect]) -> Grid:
             starts.setdefault(same, set()).add(suspect.cell)
     out = grid
     for x in sorted(starts):
-        cells = {(c.box.x0, c.box.y0, c.box.x1, c.box.y1) for c in starts[x]}
-        split = set().union(*(_run_through(gray, out, cell, x) for cell in out.cells
-                              if (cell.box.x0, cell.box.y0, cell.box.x1, cell.box.y1) in cells))
+        boxes = {c.box for c in starts[x]}  # the suspects as cut by the rules found before
+        split = set().union(*(_run_through(gray, out, cell, x) for cell in out.cells if cell.box in boxes))
         if split:
             out = _split(out, x, split)
     return out
@@ -159,13 +158,9 @@ def _run_through(gray: np.ndarray, grid: Grid, start: Cell, x: int) -> set[Cell]
     other, that the rule runs on into: it stops at the first cell where it does not show, so
     text in another block of the form lined up with it is never cut."""
     ppm = grid.px_per_mm
-    at: dict[int, list[Cell]] = {}
-    for cell in grid.cells:
-        for r in range(cell.row, cell.row + cell.row_span):
-            at.setdefault(r, []).append(cell)
 
     def covering(row: int) -> Cell | None:
-        return next((c for c in at.get(row, []) if c.box.x0 <= x < c.box.x1), None)
+        return next((c for c in grid.cells if c.row <= row < c.row + c.row_span and c.box.x0 <= x < c.box.x1), None)
 
     run = {start}
     for step in (-1, 1):
