@@ -67,13 +67,16 @@ def read_cells(
     reader: CellReader,
     lexicon: Lexicon | None = None,
     templates: Sequence[Template] | None = None,
+    *,
+    ruled: np.ndarray | None = None,
 ) -> tuple[Template, Grid, dict[Cell, CellText]]:
     """The page's template, its grid and every cell's text, PP-OCR asked only where Tesseract's
     reading is not already vouched for.
 
     Cells whose first reading shows what two cells print (two labels, two number groups, a
     label and its value) are searched for the rule the grid missed (``pipeline.regrid``); the
-    grid returned has the rules found there, and the cells they cut are read anew.
+    grid returned has the rules found there, and the cells they cut are read anew. ``ruled``:
+    the page before its seals were erased, where the grid was found (``split_hidden_rules``).
 
     Tesseract reads every cell first (~14 ms a cell). Its readings settle a cell when they
     are exactly a word of the form, or when the form's arithmetic holds over them (the
@@ -100,7 +103,7 @@ def read_cells(
             cell: reader.first_reading(cells[cell], own) for cell, text in first.items()
             if text.source == "vocabulary" and comparable(text.text) not in own
         })
-    refined = split_hidden_rules(image, grid, suspects({c: t.text for c, t in first.items()}, template))
+    refined = split_hidden_rules(image, grid, suspects({c: t.text for c, t in first.items()}, template), ruled)
     if refined is not None:
         # only the cells the new rules cut are cut out and read again
         read = {cell.box: (cells[cell], text) for cell, text in first.items()}
@@ -254,7 +257,7 @@ def _extract_page_full(
         stamped, image = image, erase_seals(image, page.dpi, ghost=page.was_colour, seals=seals, grids=[grid])
         release_freed_memory()  # the grid's page-sized masks, before the engines' buffers
         header = read_header(image, grid.row_edges[0], page.dpi, reader)
-        template, grid, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates)
+        template, grid, texts = read_cells(image, page.dpi, grid, header, reader, lexicon, templates, ruled=stamped)
         lexicon = page_lexicon(lexicon, template)
         assembled = assemble_record(grid, texts, header, lexicon, template)
         if _layout_in_doubt(assembled):
@@ -265,7 +268,9 @@ def _extract_page_full(
             except NoTableError:
                 faint = grid
             if faint.cells != grid.cells:
-                _, faint, faint_texts = read_cells(image, page.dpi, faint, header, reader, lexicon, [template])
+                _, faint, faint_texts = read_cells(
+                    image, page.dpi, faint, header, reader, lexicon, [template], ruled=stamped
+                )
                 other = assemble_record(faint, faint_texts, header, lexicon, template)
                 if _mapping_doubt(other) < _mapping_doubt(assembled):
                     grid, texts, assembled = faint, faint_texts, other

@@ -21,10 +21,12 @@ from pipeline.templates import Template
 EDGE_MM = 1.5  # a hidden rule lies this far at least inside the cell's own rules
 RULE_COVER = 0.8  # share of the cell's height the line must darken
 PAPER_BESIDE = 0.35  # share of its height with paper just left and just right of the line
+RULE_TO_RULE = 0.5  # a rule's lightest point is this share of its usual darkness at least
 CONTINUED_COVER = 0.6  # in a cell the rule runs on into, a broken or faded stretch still counts
 MIN_DARKNESS = 10  # grey levels below the cell's paper: a faded rule after blur and JPEG
 INSET_MM = 0.4  # the cell's top and bottom rows are left out: the horizontal rules' blur
 PROSE_MARKS = "，。；"
+NEAR_WORD_LEN = 4  # a printed word this long is still known with one character misread
 NUMBER_GROUPS = re.compile(r"[-\d.,%]+\s+[-\d.,%—]+")
 
 
@@ -47,10 +49,12 @@ def suspects(texts: dict[Cell, str], template: Template) -> list[Suspect]:
         key = label_key(text)
         prose = any(mark in text for mark in PROSE_MARKS)
         found, rest = 0, key
-        for word in keys:
-            if (rest.startswith(word) if prose else word in rest):
-                found += 1
-                rest = rest.replace(word, "|", 1)
+        for near in (False, True):  # exact words first, so a near one cannot take an exact one's place
+            for word in keys:
+                at = _word_at(rest, word, prose, near)
+                if at >= 0:
+                    found += 1
+                    rest = rest[:at] + "|" + rest[at + len(word):]
         if found >= 2 or (found == 1 and len(rest) >= 3):
             # two labels, or a label and a value: the hidden rule may run either way
             parts = max(2, found)
@@ -60,21 +64,50 @@ def suspects(texts: dict[Cell, str], template: Template) -> list[Suspect]:
     return out
 
 
-def _line_strength(crop: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of a cell crop: the share of rows where it is darker than the paper, and the
-    share where the columns just beside it on both sides are paper."""
+def _word_at(text: str, word: str, prose: bool, near: bool) -> int:
+    """Where ``word`` is printed in ``text`` (-1: nowhere); only at its start in prose. ``near``:
+    a word of four or more characters with one of them misread (实见单位 for 实施单位) counts too."""
+    if not near:
+        if prose:
+            return 0 if text.startswith(word) else -1
+        return text.find(word)
+    if len(word) < NEAR_WORD_LEN:
+        return -1
+    for at in range(1 if prose else len(text) - len(word) + 1):
+        window = text[at : at + len(word)]
+        if len(window) == len(word) and sum(a != b for a, b in zip(window, word)) == 1:
+            return at
+    return -1
+
+
+def _ink_level(crop: np.ndarray) -> float:
+    """The grey level below which a cell crop's pixel is ink, faint rules included."""
     paper = float(np.percentile(crop, 90))
     ink = float(np.percentile(crop, 1))
-    level = paper - max(MIN_DARKNESS, 0.12 * (paper - ink))
-    dark = crop < level
-    # a line may lean a pixel over the cell's height after deskew: take the darker of neighbours
+    return paper - max(MIN_DARKNESS, 0.12 * (paper - ink))
+
+
+def _spread(dark: np.ndarray) -> np.ndarray:
+    """``dark`` with each pixel also dark where its left neighbour is: a line may lean a pixel
+    over the cell's height after deskew."""
     spread = dark.copy()
     spread[:, 1:] |= dark[:, :-1]
-    cover = spread.mean(axis=0)
+    return spread
+
+
+def _darker_of_neighbours(crop: np.ndarray) -> np.ndarray:
+    """Each pixel of ``crop`` or its left neighbour's, the darker: grey levels as ``_spread`` is to masks."""
+    return np.minimum(crop, np.concatenate([crop[:, :1], crop[:, :-1]], axis=1))
+
+
+def _line_strength(dark: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a cell crop's ink mask: the share of rows where it is ink, and the share
+    where the columns just beside it on both sides are paper."""
+    cover = _spread(dark).mean(axis=0)
     side = max(2, round(0.35 * ppm))
     light = ~dark
-    both = np.zeros(crop.shape[1], np.float64)
-    if crop.shape[1] > 2 * side:
+    both = np.zeros(dark.shape[1], np.float64)
+    if dark.shape[1] > 2 * side:
         left, right = light[:, : -2 * side], light[:, 2 * side :]
         both[side:-side] = (left & right).mean(axis=0)
     return cover, both
@@ -88,16 +121,26 @@ def hidden_rule_xs(gray: np.ndarray, box: Box, ppm: float, at: int | None = None
     if y1 - y0 < 4 or box.width < 2 * edge + 4:
         return []
     crop = gray[y0:y1, box.x0 : box.x1]
-    strength, beside = _line_strength(crop, ppm)
-    ok = (strength >= cover) & (beside >= PAPER_BESIDE)
+    level = _ink_level(crop)
+    strength, beside = _line_strength(crop < level, ppm)
+    # A rule runs as dark from the rule above to the one below; a glyph's stroke, however tall,
+    # leaves paper at the cell's top or bottom. Text set against a rule on both sides hides the
+    # paper beside it, so a line that even at its lightest is that dark needs none.
+    whole = _darker_of_neighbours(gray[box.y0 : box.y1, box.x0 : box.x1])
+    paper = float(np.percentile(crop, 90))
+    typical, lightest_whole = np.percentile(whole, [50, 95], axis=0)
+    rule_to_rule = lightest_whole < paper - RULE_TO_RULE * np.maximum(paper - typical, MIN_DARKNESS)
+    ok = (strength >= cover) & ((beside >= PAPER_BESIDE) | rule_to_rule)
     ok[:edge] = ok[-edge:] = False
     if at is not None:
         near = np.zeros_like(ok)
         lo, hi = max(0, at - box.x0 - edge // 2), min(len(ok), at - box.x0 + edge // 2 + 1)
         near[lo:hi] = True
         ok &= near
+    # of lines as long, the one whose lightest stretch is darkest
+    lightest = np.percentile(_darker_of_neighbours(crop), 90, axis=0)
     xs: list[int] = []
-    for x in np.argsort(-strength):
+    for x in np.lexsort((lightest, -strength, ~rule_to_rule)):
         if not ok[x]:
             continue
         if all(abs(int(x) - prior) > edge for prior in xs):
@@ -136,18 +179,31 @@ def _transposed(grid: Grid) -> Grid:
     return Grid(grid.col_edges, grid.row_edges, cells, grid.px_per_mm, grid.rule_px)
 
 
-def _split_across(gray: np.ndarray, grid: Grid, found: list[Suspect]) -> Grid:
+@dataclass(frozen=True)
+class _Ink:
+    """The page in grey twice: where a suspect cell is searched (before its seals were erased,
+    as the grid was found: erasing a seal takes a faded rule under it too), and where a rule
+    found is followed into the cells around (seals erased: a seal's stroke is no rule)."""
+
+    searched: np.ndarray
+    followed: np.ndarray
+
+    def transposed(self) -> _Ink:
+        return _Ink(np.ascontiguousarray(self.searched.T), np.ascontiguousarray(self.followed.T))
+
+
+def _split_across(ink: _Ink, grid: Grid, found: list[Suspect]) -> Grid:
     """``grid`` with the vertical rules hidden in the ``found`` cells added."""
     ppm = grid.px_per_mm
     starts: dict[int, set[Cell]] = {}  # x of a hidden rule -> the suspects it was found in
     for suspect in found:
-        for x in hidden_rule_xs(gray, suspect.cell.box, ppm)[: suspect.parts - 1]:
+        for x in hidden_rule_xs(ink.searched, suspect.cell.box, ppm)[: suspect.parts - 1]:
             same = next((prior for prior in starts if abs(x - prior) <= EDGE_MM * ppm), x)
             starts.setdefault(same, set()).add(suspect.cell)
     out = grid
     for x in sorted(starts):
         boxes = {c.box for c in starts[x]}  # the suspects as cut by the rules found before
-        split = set().union(*(_run_through(gray, out, cell, x) for cell in out.cells if cell.box in boxes))
+        split = set().union(*(_run_through(ink.followed, out, cell, x) for cell in out.cells if cell.box in boxes))
         if split:
             out = _split(out, x, split)
     return out
@@ -181,17 +237,21 @@ def _inside(flipped: Box, box: Box) -> bool:
     return box.x0 <= flipped.y0 and flipped.y1 <= box.x1 and box.y0 <= flipped.x0 and flipped.x1 <= box.y1
 
 
-def split_hidden_rules(image: np.ndarray, grid: Grid, found: list[Suspect]) -> Grid | None:
+def split_hidden_rules(
+    image: np.ndarray, grid: Grid, found: list[Suspect], stamped: np.ndarray | None = None
+) -> Grid | None:
     """The grid with the rules hidden in the ``found`` cells added, or None when none shows.
+    ``image`` has its seals erased; ``stamped``, when given, is the page before (see ``_Ink``).
     Rules between rows are found as vertical ones on the transposed page."""
     if not found:
         return None
     gray = to_gray(image)
-    out = _split_across(gray, grid, [s for s in found if s.across])
+    ink = _Ink(gray if stamped is None else to_gray(stamped), gray)
+    out = _split_across(ink, grid, [s for s in found if s.across])
     along = [s for s in found if not s.across]
     if along:
         flipped = _transposed(out)
         # the suspects as they are after the vertical rules found cut them
         still = [Suspect(c, s.parts) for s in along for c in flipped.cells if _inside(c.box, s.cell.box)]
-        out = _transposed(_split_across(np.ascontiguousarray(gray.T), flipped, still))
+        out = _transposed(_split_across(ink.transposed(), flipped, still))
     return None if out.cells == grid.cells and out.row_edges == grid.row_edges else out

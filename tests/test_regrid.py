@@ -5,7 +5,7 @@ from PIL import Image, ImageDraw
 
 from fixtures.generate import _font
 from pipeline.grid import Box, Cell, Grid
-from pipeline.regrid import split_hidden_rules, suspects
+from pipeline.regrid import hidden_rule_xs, split_hidden_rules, suspects
 from pipeline.templates import get_template
 
 PPM = 200 / 25.4  # 200 dpi
@@ -82,3 +82,45 @@ def test_a_hidden_rule_runs_on_only_into_the_cells_right_above_and_below():
     assert refined is not None
     assert sorted((c.row, c.col, c.col_span) for c in refined.cells) == [
         (0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 2), (3, 0, 2)]
+
+
+def test_a_label_misread_by_one_character_beside_its_value_is_a_suspect():
+    # Tesseract's first reading of 实施单位 | its value, the rule between them missed: 施 read as 见
+    merged, value = Cell(0, 0, 1, 1, Box(0, 0, 1, 1)), Cell(1, 0, 1, 1, Box(0, 1, 1, 2))
+    found = suspects({merged: "实见单位上海市青浦区市场监督管理局", value: "上海市青浦区市场监督管理局"}, get_template())
+    assert {(s.cell, s.across) for s in found} == {(merged, True), (merged, False)}
+
+
+def test_of_lines_across_a_tight_cell_the_rule_is_the_one_dark_all_along():
+    # A glyph's stroke as long as the cell is high, lighter than the rule: both darken every
+    # row, and only the rule may be taken for one.
+    image = np.full((40, 600), 250, np.uint8)
+    image[:, 200:203] = 70  # the rule
+    image[:, 400:403] = 150  # the stroke
+    xs = hidden_rule_xs(image, Box(0, 0, 600, 40), PPM)
+    assert xs and abs(xs[0] - 201) <= 2
+
+
+def test_a_rule_with_text_set_against_it_on_both_sides_is_found_and_a_tall_stroke_ranks_after_it():
+    # Padding 0: the label's last glyph and the value's first touch the rule, so there is no
+    # paper beside it; it still runs as dark from the rule above to the one below. The glyph
+    # stroke is darker, but leaves paper at the cell's top and bottom.
+    image = np.full((40, 600), 250, np.uint8)
+    image[6:34, 188:200] = 40  # the label's last glyph
+    image[6:34, 203:215] = 40  # the value's first glyph
+    image[:, 200:203] = 110  # the rule
+    image[4:36, 400:403] = 30  # the stroke
+    xs = hidden_rule_xs(image, Box(0, 0, 600, 40), PPM)
+    assert xs and abs(xs[0] - 201) <= 2
+
+
+def test_a_rule_a_seal_erasure_took_is_found_on_the_stamped_page_and_followed_on_the_erased_one():
+    stamped, grid = page_with_hidden_rule(line_grey=170)
+    erased = stamped.copy()
+    erased[:, 395:406] = np.where(erased[:, 395:406] >= 160, 255, erased[:, 395:406])  # the faint rule went with the seal
+    found = suspects({grid.cells[0]: "全年执行数分值"}, get_template())
+    assert split_hidden_rules(erased, grid, found) is None
+    refined = split_hidden_rules(erased, grid, found, stamped)
+    assert refined is not None
+    # below, what shows only before erasure (here the same rule; on a page, a seal's stroke) is not followed
+    assert sorted((c.row, c.col, c.col_span) for c in refined.cells) == [(0, 0, 1), (0, 1, 1), (1, 0, 2)]
