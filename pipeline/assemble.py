@@ -22,6 +22,8 @@ from pipeline.templates import FieldPart, Section, Template, get_template
 _PUNCT = re.compile(r"[\s（）()：:，,。、“”\"]")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 HEADER_MATCH = 0.6  # a header cell this like a column label is that column's header
+NEAR_LABEL_LEN = 4  # a label this long is still known with one character misread
+_SPECKS = " |丨!lI:：;；,，.。、-_~“”\"'`"  # a missed rule's remnant and stray marks between a label and its value
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,17 @@ def assemble_record(
             found = label_cells[part.name] = table.find(part.label)
             value_cell = table.right_of(found) if found else None
             values[part.name] = take_text(part.name, value_cell) if found else ""
-            if found is None:
+            joined = _label_with_value(table, part.label) if found is None else None
+            if joined is not None:
+                # the rule between the label and its value was missed: the value is the rest of the text
+                cell, value = joined
+                label_cells[part.name] = cell
+                text = table.text(cell)
+                table.texts[cell] = replace(text, text=value)
+                values[part.name] = take_text(part.name, cell)
+                table.texts[cell] = text
+                page.misaligned[part.name] = f"the label {part.label} and its value were read as one cell"
+            elif found is None:
                 page.unmapped[part.name] = f"no {part.label} label was found"
             rest = _runs_on_into(table, value_cell, template) if value_cell is not None else []
             if rest:
@@ -240,14 +252,50 @@ def assemble_record(
     return page
 
 
+def label_length(text: str, label: str) -> int:
+    """How many characters at the start of ``text`` print ``label`` (0: it does not start with
+    it). Spaces and punctuation are skipped as ``label_key`` skips them, and a label of
+    ``NEAR_LABEL_LEN`` or more characters may have one misread (实见单位 for 实施单位)."""
+    want = label_key(label)
+    taken, misread = "", 0
+    for i, char in enumerate(text):
+        key = label_key(char)
+        if not key:
+            continue
+        for got in key:
+            misread += got != want[len(taken)] if len(taken) < len(want) else 0
+            taken += got
+        if misread > (1 if len(want) >= NEAR_LABEL_LEN else 0):
+            return 0
+        if len(taken) >= len(want):
+            return i + 1 if taken[: len(want)] == want or misread == 1 else 0
+    return 0
+
+
+def _label_with_value(table: _Table, label: str) -> tuple[Cell, str] | None:
+    """A cell whose text is ``label`` and then a value, and that value (specks at its start dropped)."""
+    for cell in table.grid.cells:
+        text = table.text(cell).text
+        length = label_length(text, label)
+        value = text[length:].lstrip(_SPECKS) if length else ""
+        if len(label_key(value)) >= 2:
+            return cell, value
+    return None
+
+
 def _runs_on_into(table: _Table, cell: Cell, template: Template) -> list[Cell]:
-    """The cells right of a label's value cell, up to the row's next printed label: a value the
-    form prints in one cell, cut by a rule found in its text (a glyph's stroke)."""
+    """The cells right of a label's value cell, up to the row's next printed label (or a cell
+    starting with one): a value the form prints in one cell, cut by a rule found in its text
+    (a glyph's stroke)."""
     out = []
     nxt = table.right_of(cell)
     while nxt is not None and (nxt.row, nxt.row_span) == (cell.row, cell.row_span):
         text = table.text(nxt)
-        if text.is_blank or any(label_similarity(text.text, word, 0.72) > 0.72 for word in template.printed_words()):
+        if text.is_blank or any(
+            label_similarity(text.text, word, 0.72) > 0.72
+            or (len(label_key(word)) >= NEAR_LABEL_LEN and label_length(text.text, word))
+            for word in template.printed_words()
+        ):
             break
         out.append(nxt)
         nxt = table.right_of(nxt)

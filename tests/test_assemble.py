@@ -215,3 +215,19 @@ def test_a_value_cut_by_a_rule_found_in_its_text_is_joined_and_flagged():
     assembled = assemble_record(Grid(grid.row_edges, grid.col_edges, cells), texts, "（2020年度）")
     assert assembled.record.project_name == truth.project_name
     assert "project_name" in assembled.misaligned
+
+
+@pytest.mark.parametrize("printed", ["实施单位", "实见单位|"])  # as printed, and 施 misread with the rule's remnant
+def test_a_label_read_in_one_cell_with_its_value_gives_both_its_value_and_the_one_before(printed):
+    # The rule between 实施单位 and its value was missed: 主管部门's value is not run on into
+    # the label's cell, and 实施单位's value is the rest of that cell's text. Both go to review.
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    truth = FormRecord.model_validate(page["record"])
+    label = next(c for c, t in texts.items() if t.text == "实施单位")
+    value = next(c for c, t in texts.items() if c.row == label.row and c.col == label.col + label.col_span)
+    grid = _merge_right(grid, texts, label, value, CellText(printed + truth.implementing_unit, 0.9, "agreed"))
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert assembled.record.department == truth.department
+    assert assembled.record.implementing_unit == truth.implementing_unit
+    assert "implementing_unit" in assembled.misaligned and assembled.layout_failed is None
