@@ -1040,7 +1040,9 @@ def _detect_grid(gray: np.ndarray, ppm: float, faint: bool) -> Grid:
     regions = _table_regions(rules.h_rules, rules.v_rules, ppm)
     if not regions:
         raise NoTableError("no ruled table found")
-    return _grid_in_region(gray, ppm, rules, _with_outer_rows(regions[0], rules.h_rules, ppm), blocks_apart=True)
+    return _grid_in_region(
+        gray, ppm, rules, _with_outer_rows(regions[0], rules.h_rules, ppm), blocks_apart=True, lone_pieces_join=faint
+    )
 
 
 def _with_outer_rows(region: Region, h_rules: list[_Rule], ppm: float) -> Region:
@@ -1070,6 +1072,7 @@ def _with_outer_rows(region: Region, h_rules: list[_Rule], ppm: float) -> Region
 
 def _grid_in_region(
     gray: np.ndarray, ppm: float, rules: _PageRules, region: Region, glyph_check: bool = False, blocks_apart: bool = False,
+    lone_pieces_join: bool = False,
 ) -> Grid:
     """The grid of the rules inside ``region``. ``glyph_check``: see ``detect_tables``. ``blocks_apart``:
     close rules side by side along the page stay two (the form's blocks; see ``_merge_close``)."""
@@ -1138,6 +1141,13 @@ def _grid_in_region(
             if edge and ink is not None:
                 edge = _joined_at_ends(ink, ylo, row_pos[r], row_pos[r + 1], end_px, paper_level)
             v_edge[r, c - 1] = edge
+        if lone_pieces_join:
+            # a column line one row long is a glyph's stroke unless its ink runs into both rules
+            ink = _ink_on_line(gray, v_rules[c], ylo, yhi, half_band + 1, horizontal=False)
+            for r in range(n_rows):
+                alone = not (r > 0 and v_edge[r - 1, c - 1]) and not (r + 1 < n_rows and v_edge[r + 1, c - 1])
+                if v_edge[r, c - 1] and alone:
+                    v_edge[r, c - 1] = _joined_at_ends(ink, ylo, row_pos[r], row_pos[r + 1], end_px, paper_level)
 
     inset = int(math.ceil(thick / 2)) + 2
     row_edges = tuple(int(round(p)) for p in row_pos)

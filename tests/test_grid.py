@@ -314,6 +314,18 @@ def test_rules_faded_inside_the_table_are_found_again(seed: int) -> None:
     _assert_plain_7x4(detect_grid(scan))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_glyph_stroke_on_a_faint_page_cuts_no_cell(seed: int) -> None:
+    # Rules faded to hairlines, found by the faint pass only, and in one cell a glyph's
+    # stroke far darker than they are: it runs most of the row's height but stops short of
+    # the rules above and below, where a rule runs into them.
+    scan = _hairline_table(250 - 26, seed=seed).copy()
+    x = int(70 * HAIRLINE_PPM)
+    top, bottom = HAIRLINE_ROWS_MM[1] + 0.8, HAIRLINE_ROWS_MM[2] - 0.8
+    scan[int(top * HAIRLINE_PPM) : int(bottom * HAIRLINE_PPM), x : x + 2] = 40
+    assert len(detect_grid(scan).cells) == 28
+
+
 @pytest.mark.parametrize("horizontal", [True, False])
 @pytest.mark.parametrize("d", [3, 4, 7])
 def test_paper_beside_is_the_darker_of_the_lightest_pixels_either_side(horizontal: bool, d: int) -> None:
