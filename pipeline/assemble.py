@@ -431,9 +431,35 @@ def _take_row(table: _Table, section: Section, row: int, i: int, columns, gramma
         # the rest of the row is still kept, and a required text field still has a value.
         values.setdefault(key, None if grammar[key] else "")
     for key, cell in cells.items():
-        values[key] = take(f"{section.name}[{i}].{key}", cell, grammar[key])
+        path = f"{section.name}[{i}].{key}"
+        values[key] = take(path, cell, grammar[key])
+        rest = _cut_off_under(table, cell, columns[key], sorted(set(columns.values()))) if cell is not None else []
+        if rest:
+            # a rule found inside the column (a glyph's or a seal's stroke) cut the value
+            joined = table.text(cell).text + "".join(table.text(c).text for c in rest)
+            text = table.text(cell)
+            table.texts[cell] = replace(text, text=joined)
+            values[key] = take(path, cell, grammar[key])
+            table.texts[cell] = text
+            page.misaligned[path] = "the value is cut in two under its header: a rule may have been found in its text"
     page.misaligned.update(_shared_cells(cells, f"{section.name}[{i}]", section.headers))
     return values
+
+
+def _cut_off_under(table: _Table, cell: Cell, col: int, starts: list[int]) -> list[Cell]:
+    """The cells with text right of ``cell`` in its row that lie wholly under its header, whose
+    column starts at ``col``: the next header's column is the first of ``starts`` after it.
+    Under the last header, where the table's end need not be the header's, none."""
+    after = [start for start in starts if start > col]
+    if not after:
+        return []
+    out = []
+    nxt = table.right_of(cell)
+    while nxt is not None and nxt.col + nxt.col_span <= after[0] and (nxt.row, nxt.row_span) == (cell.row, cell.row_span):
+        if not table.text(nxt).is_blank:
+            out.append(nxt)
+        nxt = table.right_of(nxt)
+    return out
 
 
 def _label_only(table: _Table, section: Section, row: int, key_cell: Cell, columns: dict[str, int]) -> bool:

@@ -231,3 +231,24 @@ def test_a_label_read_in_one_cell_with_its_value_gives_both_its_value_and_the_on
     assert assembled.record.department == truth.department
     assert assembled.record.implementing_unit == truth.implementing_unit
     assert "implementing_unit" in assembled.misaligned and assembled.layout_failed is None
+
+
+def test_a_value_cut_by_a_false_rule_under_its_header_is_joined_and_flagged():
+    # A seal's stroke taken for a column line cuts ≥80% under 实际完成值 in two: the part in
+    # the second cell, under the same header, is not dropped silently.
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    record = FormRecord.model_validate(page["record"])
+    value = next(c for c, t in texts.items() if t.text == "≥80%" and c.col_span == 2)
+    i = next(n for n, ind in enumerate(record.indicators) if ind.actual == "≥80%")
+    left = Cell(value.row, value.col, value.row_span, 1, Box(value.box.x0, value.box.y0, value.box.x0 + 1, value.box.y1))
+    right = Cell(value.row, value.col + 1, value.row_span, 1, Box(value.box.x0 + 1, value.box.y0, value.box.x1, value.box.y1))
+    del texts[value]
+    texts[left], texts[right] = CellText("≥8", 0.9, "agreed"), CellText("0%", 0.9, "agreed")
+    cells = tuple(sorted((*(c for c in grid.cells if c != value), left, right), key=lambda c: (c.row, c.col)))
+    assembled = assemble_record(Grid(grid.row_edges, grid.col_edges, cells), texts, "（2020年度）")
+    assert assembled.record.indicators[i].actual == "≥80%"
+    assert f"indicators[{i}].actual" in assembled.misaligned
+    # the rows around are read as before, and nothing else is said to be cut
+    assert assembled.record.indicators == record.indicators
+    assert set(assembled.misaligned) == {f"indicators[{i}].actual"}
