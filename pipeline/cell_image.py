@@ -17,7 +17,9 @@ from pipeline.grid import Box
 
 CellKind = Literal["blank", "dash", "text"]
 INK_THRESHOLD = 160  # grey level below which a pixel counts as ink
-FADED_CONTRAST = 70  # a second look: this much darker than the paper (noise and seal ghosts stay under ~55)
+# A second look, and a third: this much darker than the paper (noise and seal ghosts stay
+# under ~55); a digit faded at 150 dpi keeps only its cores at the first
+FADED_CONTRASTS = (70, 58)
 GLYPH_MIN_MM = 1.5  # ... counts when it is as tall as one line of glyphs (digits are >= 2 mm),
 GLYPH_MAX_MM = 6.0  # not taller: what is left of a seal's ring and lettering spreads wider
 
@@ -173,11 +175,13 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     if extent is None or _looks_like_dash(extent, mm) or _is_speck(extent, mm):
         # Faded print at low resolution can stay lighter than the fixed ink level:
         # a glyph-sized shape well darker than the paper is text all the same.
-        relaxed = paper - FADED_CONTRAST
-        relaxed_extent = _ink_extent(crop, relaxed, dpi, outside.at(relaxed)) if relaxed > strong_level else None
-        if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
-            extent = relaxed_extent
-            faint_level = max(faint_level, (relaxed + paper) / 2)
+        for contrast in FADED_CONTRASTS:
+            relaxed = paper - contrast
+            relaxed_extent = _ink_extent(crop, relaxed, dpi, outside.at(relaxed)) if relaxed > strong_level else None
+            if relaxed_extent is not None and GLYPH_MIN_MM * mm <= relaxed_extent[3] - relaxed_extent[1] <= GLYPH_MAX_MM * mm:
+                extent = relaxed_extent
+                faint_level = max(faint_level, (relaxed + paper) / 2)
+                break
     if extent is None:
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
     if _looks_like_dash(extent, mm):

@@ -69,6 +69,12 @@ def test_faded_print_lighter_than_the_ink_level_is_still_text():
     assert prepared(cell("≥90%", ink=172, rule=False)).kind == "text"  # not a dash either
 
 
+def test_print_faded_to_a_light_grey_is_still_text():
+    # Amounts faded nearer the paper still (~63 levels under it): darker than noise and seal
+    # ghosts, and as tall as a line of digits.
+    assert prepared(cell("403.85", ink=182, rule=False)).kind == "text"
+
+
 def test_a_seal_ghost_in_an_empty_cell_stays_blank():
     # What seal erasure leaves in a colour scan: a ring arc and a letter stroke ~50 levels
     # under the paper, spread wider than a line of text.
