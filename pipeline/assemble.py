@@ -8,6 +8,7 @@ column widths, wrapped labels or more indicator rows map the same way.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -69,6 +70,7 @@ class _Table:
         self.grid = grid
         self.texts = texts
         self.at: dict[tuple[int, int], Cell] = {}
+        self.header_end: dict[tuple[str, str], int] = {}  # (section, field) -> the column after its header cell
         for cell in grid.cells:
             for r in range(cell.row, cell.row + cell.row_span):
                 for c in range(cell.col, cell.col + cell.col_span):
@@ -313,8 +315,11 @@ def _mark_layout_failed(page: AssembledPage, template: Template, absent: list[st
         page.unmapped[template.parts[0].name] = page.layout_failed
 
 
-def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
-    """Column index of each wanted header label on the anchor's row(s), and why the others have none.
+def _header_columns(
+    table: _Table, anchor: Cell, wanted: dict[str, str]
+) -> tuple[dict[str, int], dict[str, str], dict[str, int]]:
+    """Column index of each wanted header label on the anchor's row(s), why the others have
+    none, and the column after each header cell found.
 
     Two labels found in one cell mean a rule between them was missed: neither column can
     then be trusted, since the cells below may be merged too.
@@ -331,7 +336,8 @@ def _header_columns(table: _Table, anchor: Cell, wanted: dict[str, str]) -> tupl
         if others and len(text) - max(map(len, others)) >= len(label_key(wanted[key])) / 2:
             sharing = [wanted[key], *(label for k, label in wanted.items() if k != key and label_key(label) in text)]
             problems[key] = "the headers " + " and ".join(sharing) + " were read as one cell"
-    return {key: cell.col for key, cell in cells.items() if key not in problems}, problems
+    kept = {key: cell for key, cell in cells.items() if key not in problems}
+    return {key: cell.col for key, cell in kept.items()}, problems, {key: cell.col + cell.col_span for key, cell in kept.items()}
 
 
 def _in_printed_order(table: _Table, header_cells: list[Cell], wanted: dict[str, str]) -> dict[str, Cell]:
@@ -386,10 +392,11 @@ def _row_label_of(text: str, row_labels: tuple[str, ...]) -> str | None:
 
 def _assemble_section(table: _Table, section: Section, take, page: AssembledPage):
     """The section's rows as dicts, the row of its end label, its columns and unmapped ones."""
-    header = table.find(section.anchor)
+    header = _section_anchor(table, section)
     if header is None:
         return [], None, {}, {}
-    columns, problems = _header_columns(table, header, section.headers)
+    columns, problems, ends = _header_columns(table, header, section.headers)
+    table.header_end.update({(section.name, key): end for key, end in ends.items()})
     grammar = {c.field: c.number for c in section.columns}
     if section.key is not None and section.key in problems:
         page.layout_failed = f"the {section.headers[section.key]} column cannot be mapped: {problems[section.key]}"
@@ -424,6 +431,31 @@ def _assemble_section(table: _Table, section: Section, take, page: AssembledPage
     return rows, total_row, columns, problems
 
 
+def _section_anchor(table: _Table, section: Section) -> Cell | None:
+    """The cell of the section's anchor header. When it is read too badly to be found alone
+    (年频算数 for 年初预算数), or the cell found is a sibling header's (全年预算数 is as like
+    年初预算数 as that), it is found in the row where two or more of the other headers stand,
+    matched with them in printed order."""
+    anchor_key = next(key for key, label in section.headers.items() if label == section.anchor)
+    found = table.find(section.anchor)
+    if found is not None and _best_header(table.text(found).text, section) == anchor_key:
+        return found
+    rows = Counter(
+        cell.row for key, label in section.headers.items() if key != anchor_key
+        for cell in [table.find(label)] if cell is not None
+    )
+    if not rows or rows.most_common(1)[0][1] < 2:
+        return found
+    row = rows.most_common(1)[0][0]
+    header_cells = sorted((c for c in table.grid.cells if c.row == row), key=lambda c: c.col)
+    return _in_printed_order(table, header_cells, section.headers).get(anchor_key, found)
+
+
+def _best_header(text: str, section: Section) -> str:
+    """The key of the section's header ``text`` is most like."""
+    return max(section.headers, key=lambda key: label_similarity(text, section.headers[key]))
+
+
 def _take_row(table: _Table, section: Section, row: int, i: int, columns, grammar, take, page, values) -> dict:
     cells = {key: table.at.get((row, col)) for key, col in columns.items()}
     for key in section.headers:
@@ -433,7 +465,8 @@ def _take_row(table: _Table, section: Section, row: int, i: int, columns, gramma
     for key, cell in cells.items():
         path = f"{section.name}[{i}].{key}"
         values[key] = take(path, cell, grammar[key])
-        rest = _cut_off_under(table, cell, columns[key], sorted(set(columns.values()))) if cell is not None else []
+        end = table.header_end.get((section.name, key))
+        rest = _cut_off_under(table, cell, end) if cell is not None and end is not None else []
         if rest:
             # a rule found inside the column (a glyph's or a seal's stroke) cut the value
             joined = table.text(cell).text + "".join(table.text(c).text for c in rest)
@@ -446,16 +479,12 @@ def _take_row(table: _Table, section: Section, row: int, i: int, columns, gramma
     return values
 
 
-def _cut_off_under(table: _Table, cell: Cell, col: int, starts: list[int]) -> list[Cell]:
-    """The cells with text right of ``cell`` in its row that lie wholly under its header, whose
-    column starts at ``col``: the next header's column is the first of ``starts`` after it.
-    Under the last header, where the table's end need not be the header's, none."""
-    after = [start for start in starts if start > col]
-    if not after:
-        return []
+def _cut_off_under(table: _Table, cell: Cell, end: int) -> list[Cell]:
+    """The cells with text right of ``cell`` in its row that lie wholly under its header,
+    whose cell ends before column ``end``."""
     out = []
     nxt = table.right_of(cell)
-    while nxt is not None and nxt.col + nxt.col_span <= after[0] and (nxt.row, nxt.row_span) == (cell.row, cell.row_span):
+    while nxt is not None and nxt.col + nxt.col_span <= end and (nxt.row, nxt.row_span) == (cell.row, cell.row_span):
         if not table.text(nxt).is_blank:
             out.append(nxt)
         nxt = table.right_of(nxt)

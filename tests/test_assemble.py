@@ -252,3 +252,20 @@ def test_a_value_cut_by_a_false_rule_under_its_header_is_joined_and_flagged():
     # the rows around are read as before, and nothing else is said to be cut
     assert assembled.record.indicators == record.indicators
     assert set(assembled.misaligned) == {f"indicators[{i}].actual"}
+
+
+def test_a_section_whose_anchor_header_is_misread_is_found_by_its_other_headers():
+    # 年初预算数 read as 年频算数 (under a seal's stroke): too unlike to be found alone, but it
+    # stands in the row of 全年预算数, 全年执行数 ..., and the funds are read as printed.
+    truth, assembled = _assembled_with_label_misread("年初预算数", "年频算数")
+    assert assembled.record.funds == truth.funds
+    assert not assembled.unmapped
+
+
+def test_a_value_is_not_joined_with_the_one_under_an_unread_header_beside_it():
+    # 全年预算数 read as nothing like itself: its column is flagged missing, and its values
+    # are not run on into 年初预算数's.
+    truth, assembled = _assembled_with_label_misread("全年预算数", "口扌")
+    assert [row.initial_budget for row in assembled.record.funds] == [row.initial_budget for row in truth.funds]
+    assert not any(path.startswith("funds") for path in assembled.misaligned)
+    assert all(f"funds[{i}].annual_budget" in assembled.unmapped for i in range(len(truth.funds)))
