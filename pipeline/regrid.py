@@ -51,33 +51,37 @@ def suspects(texts: dict[Cell, str], template: Template) -> list[Suspect]:
         found, rest = 0, key
         for near in (False, True):  # exact words first, so a near one cannot take an exact one's place
             for word in keys:
-                at = _word_at(rest, word, prose, near)
+                at, length = _word_at(rest, word, prose, near)
                 if at >= 0:
                     found += 1
-                    rest = rest[:at] + "|" + rest[at + len(word):]
+                    rest = rest[:at] + "|" + rest[at + length:]
         if found >= 2 or (found == 1 and len(rest) >= 3):
-            # two labels, or a label and a value: the hidden rule may run either way
-            parts = max(2, found)
+            # two labels, or a label and a value (a value, a label and a value: three parts);
+            # the hidden rule may run either way
+            parts = found + sum(len(piece) >= 2 for piece in rest.split("|"))
             out += [Suspect(cell, parts), Suspect(cell, parts, across=False)]
         elif NUMBER_GROUPS.search(text.strip()):
             out.append(Suspect(cell, 2))
     return out
 
 
-def _word_at(text: str, word: str, prose: bool, near: bool) -> int:
-    """Where ``word`` is printed in ``text`` (-1: nowhere); only at its start in prose. ``near``:
-    a word of four or more characters with one of them misread (实见单位 for 实施单位) counts too."""
+def _word_at(text: str, word: str, prose: bool, near: bool) -> tuple[int, int]:
+    """Where ``word`` is printed in ``text`` and how many characters it takes there ((-1, 0):
+    nowhere); only at its start in prose. ``near``: a word of four or more characters with one
+    of them misread (实见单位 for 实施单位) or dropped (实单位) counts too."""
     if not near:
-        if prose:
-            return 0 if text.startswith(word) else -1
-        return text.find(word)
+        at = (0 if text.startswith(word) else -1) if prose else text.find(word)
+        return at, len(word) if at >= 0 else 0
     if len(word) < NEAR_WORD_LEN:
-        return -1
-    for at in range(1 if prose else len(text) - len(word) + 1):
+        return -1, 0
+    dropped = {word[:i] + word[i + 1 :] for i in range(len(word))}
+    for at in range(1 if prose else len(text)):
         window = text[at : at + len(word)]
         if len(window) == len(word) and sum(a != b for a, b in zip(window, word)) == 1:
-            return at
-    return -1
+            return at, len(word)
+        if window[: len(word) - 1] in dropped:
+            return at, len(word) - 1
+    return -1, 0
 
 
 def _ink_level(crop: np.ndarray) -> float:

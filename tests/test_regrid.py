@@ -124,3 +124,10 @@ def test_a_rule_a_seal_erasure_took_is_found_on_the_stamped_page_and_followed_on
     assert refined is not None
     # below, what shows only before erasure (here the same rule; on a page, a seal's stroke) is not followed
     assert sorted((c.row, c.col, c.col_span) for c in refined.cells) == [(0, 0, 1), (0, 1, 1), (1, 0, 2)]
+
+
+def test_a_value_a_label_with_a_character_dropped_and_a_value_hide_two_rules():
+    # 主管部门's value, 实施单位 with 施 not read, and its value, all in one cell
+    merged = Cell(0, 0, 1, 1, Box(0, 0, 1, 1))
+    (found, _) = suspects({merged: "上海市宝山区行政服务中心实单位上海市宝山区行政服务中心"}, get_template())
+    assert found.parts == 3
