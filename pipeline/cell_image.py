@@ -216,26 +216,36 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
 
 
 MARK_MM = 1.3  # a punctuation mark (。，、) is at most this wide and tall at 9-12 pt
+MARK_MIN_MM = 0.6  # ... and a 。 at least this (a speck of the scan's noise is smaller)
+FULL_LINE = 0.9  # a line this share of its paragraph's width wrapped because it was full
 
 
 def _mark_back_on_its_line(ink: np.ndarray, mask: np.ndarray, mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """A punctuation mark wrapped alone to the start of the next line (a spreadsheet wraps 。
-    so), put back at the end of the line above it: a line of one small mark is read as
-    nothing, and joined to the line above it is read as nothing either, by both engines."""
+    """A punctuation mark wrapped alone to the next line (a spreadsheet wraps 。 so), put
+    back at the end of the line above it: a line of one small mark is read as nothing, and
+    joined to the line above it is read as nothing either, by both engines. The mark stands
+    where the paragraph sets a line: at its start, or, centred or set right, in the middle or
+    at the end under a line that wrapped because it was full."""
     spans = _row_runs(mask, mm)
     if len(spans) < 2:
         return ink, mask
     tallest = max(b - a for a, b in spans)
+    width = mask.shape[1]
     for (pa, pb), (a, b) in zip(spans, spans[1:]):
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask[a:b].view(np.uint8), connectivity=8)
         if b - a >= 0.5 * tallest or n != 2:
             continue
         x, y, w, h = (int(v) for v in stats[1, :4])
-        if w > MARK_MM * mm or h > MARK_MM * mm or w > 2 * h or x > 0.5 * tallest:
-            continue  # not a mark at a line's start: the top stroke of 二, a stray dot further on
+        if w > MARK_MM * mm or h > MARK_MM * mm or w > 2 * h:
+            continue  # not a mark: the top stroke of 二
         above = np.flatnonzero(mask[pa:pb].any(axis=0))
         if above.size == 0:
             continue  # the line above was itself a mark, moved up already
+        at_start = x <= 0.5 * tallest
+        set_as_wrapped = abs(x + w / 2 - width / 2) <= 0.5 * tallest or x + w >= width - 0.5 * tallest
+        mark_sized = min(w, h) >= MARK_MIN_MM * mm
+        if not at_start and not (set_as_wrapped and mark_sized and above.max() - above.min() >= FULL_LINE * width):
+            continue  # a stray dot or speck further on
         end = int(above.max()) + 1 + max(1, round(0.2 * mm))
         if end + w > ink.shape[1]:
             ink = np.pad(ink, ((0, 0), (0, end + w - ink.shape[1])), constant_values=255)

@@ -204,3 +204,35 @@ def test_two_marks_wrapped_one_under_the_other_are_no_trouble():
     page = paragraph_with_lines(["达到预期", "。", "，", "受客观因素"])
     cell = prepare_cell(page, Box(0, 0, page.shape[1], page.shape[0]), DPI)
     assert cell.kind == "text" and len(cell.line_spans) >= 2
+
+
+def line_with_mark_below(line: str, mark_at_mm: float, speck_mm: float | None = None) -> int:
+    """How many lines a cell holds: ``line`` centred, and a 。 (or a square speck this wide)
+    alone on the line below."""
+    font_path, index = FONTS["Noto Sans CJK SC"]["regular"]
+    font = ImageFont.truetype(font_path, int(3.7 * MM), index=index)
+    img = Image.new("L", (int(60 * MM), int(14 * MM)), 255)
+    draw = ImageDraw.Draw(img)
+    draw.text((int(30 * MM), int(4 * MM)), line, font=font, fill=0, anchor="mm")
+    x, y = int(mark_at_mm * MM), int(9 * MM)
+    if speck_mm is None:
+        draw.text((x, y), "。", font=font, fill=0, anchor="mm")
+    else:
+        draw.rectangle([x, y, x + int(speck_mm * MM), y + int(speck_mm * MM)], fill=0)
+    page = np.array(img)
+    return len(prepare_cell(page, Box(0, 0, page.shape[1], page.shape[0]), DPI).line_spans)
+
+
+def test_a_mark_wrapped_alone_under_a_full_centred_line_is_put_back_on_it():
+    # A centred paragraph: the first line wrapped full, and its 。 stands alone in the middle
+    # of the next line, where both engines drop it.
+    assert line_with_mark_below("各项指标基本达到预期", mark_at_mm=30) == 1
+
+
+def test_a_dot_under_a_short_centred_line_stays_where_it_is():
+    assert line_with_mark_below("及时", mark_at_mm=45) == 2
+
+
+def test_a_speck_under_a_full_centred_line_stays_where_it_is():
+    # the scan's noise left a speck of ~0.4 mm in the middle under 315.50: no 。 of 9-12 pt
+    assert line_with_mark_below("各项指标基本达到预期", mark_at_mm=30, speck_mm=0.4) == 2
