@@ -163,6 +163,13 @@ def _score_le_weight(section: str, i: int, row: dict, rule: dict) -> Iterator[Fl
             reason=rule_reason("score_le_weight"),
             message=f"得分 {_fmt(score)} exceeds 分值 {_fmt(weight)}",
         )
+    elif score is not None and weight is None:
+        # the form prints a 分值 wherever it prints a 得分: an empty one was lost, not left out
+        yield Flag(
+            field=f"{section}[{i}].{rule.get('weight', 'weight')}",
+            reason=rule_reason("score_le_weight"),
+            message=f"得分 {_fmt(score)} has no 分值",
+        )
 
 
 RECORD_RULES = {

@@ -77,6 +77,15 @@ def test_score_above_weight_is_flagged():
     assert ("indicators[4].score", "rule:scores_sum") in reasons(record)  # every term of the broken sum
 
 
+def test_a_score_without_its_weight_flags_the_weight_even_when_no_total_was_read():
+    # The 分值 cell read as blank and the 总分 row's 分值 not read either: no sum can catch it.
+    record = seed_one()
+    record.indicators[0].weight = None
+    record.total_weight = None
+    assert ("indicators[0].weight", "rule:score_le_weight") in reasons(record)
+    assert not any(field.startswith("indicators[1]") for field, _ in reasons(record))
+
+
 def test_sums_must_match_the_totals():
     record = seed_one()
     record.indicators[0].weight = 25
