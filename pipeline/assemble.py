@@ -173,7 +173,7 @@ def assemble_record(
     def take_text(path: str, cell: Cell | None) -> str:
         text = table.text(cell)
         if lexicon is not None and not text.is_blank:
-            snap = lexicon.snap(field_kind(path), text.text)
+            snap = lexicon.snap_reading(field_kind(path), text)
             if snap.changed:
                 text = replace(text, text=snap.text, readings={**text.readings, "lexicon": snap.text})
         if cell is not None:

@@ -13,8 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from pipeline.ocr import comparable
+from pipeline.ocr import CellText, comparable
 from pipeline.templates import Template, get_template
+
+# The 指标 levels are a short, fixed list: a four-character level with one character misread
+# (质北指标) is that level, unless both engines agreed on the reading as it is.
+LEVEL_KINDS = ("level1", "level2")
+LEVEL_SIMILARITY = 0.75
 
 # Field kinds: which record fields draw on which list of terms.
 FIELD_KINDS = {
@@ -51,6 +56,11 @@ class Lexicon:
 
     def add(self, kind: str, terms: Iterable[str]) -> None:
         self.terms.setdefault(kind, set()).update(t for t in terms if t)
+
+    def snap_reading(self, kind: str | None, reading: CellText) -> Snap:
+        """``snap`` for a cell's reading: looser for the 指标 levels when the engines did not agree."""
+        loose = kind in LEVEL_KINDS and not reading.source.startswith("agreed")
+        return self.snap(kind, reading.text, min_similarity=LEVEL_SIMILARITY) if loose else self.snap(kind, reading.text)
 
     def snap(self, kind: str | None, text: str, *, min_similarity: float = 0.8, margin: float = 0.1) -> Snap:
         """The one term within reach of ``text``, or ``text`` unchanged."""

@@ -78,3 +78,14 @@ def test_extract_snaps_near_misses_to_the_built_in_vocabulary_without_being_give
     assert "服务对象满意度指标" in level2 and "服务对浆满意度指标" not in level2
     snapped = [e for e in extraction.evidence.values() if e.text.readings.get("lexicon") == "服务对象满意度指标"]
     assert snapped and all(e.text.readings["paddle"] == "服务对浆满意度指标" for e in snapped)
+
+
+def test_a_level_with_one_of_four_characters_misread_snaps_unless_the_engines_agreed_on_it():
+    lexicon = Lexicon.builtin()
+    assert lexicon.snap_reading("level2", CellText("质北指标", 0.9, "paddle")).text == "质量指标"
+    assert lexicon.snap_reading("level1", CellText("“出指标", 0.9, "paddle")).text == "产出指标"
+    # what both engines read alike is not overruled at this distance
+    assert lexicon.snap_reading("level2", CellText("质北指标", 0.99, "agreed")).text == "质北指标"
+    # between two levels as close (数量指标, 质量指标) there is no snap; nor for target words
+    assert lexicon.snap_reading("level2", CellText("时量指标", 0.9, "paddle")).text == "时量指标"
+    assert lexicon.snap_reading("target", CellText("有效提升", 0.9, "paddle")).text == "有效提升"
