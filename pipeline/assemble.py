@@ -180,6 +180,15 @@ def assemble_record(
             page.evidence[path] = FieldEvidence(cell, text)
         return "" if text.is_blank else text.text
 
+    def take_as(path: str, cell: Cell, text: str) -> str:
+        """``take_text`` of ``cell`` read as ``text``: the part of it that is the field's value."""
+        read = table.text(cell)
+        table.texts[cell] = replace(read, text=text)
+        try:
+            return take_text(path, cell)
+        finally:
+            table.texts[cell] = read
+
     def take_number(path: str, cell: Cell | None, percent: bool = False) -> float | None:
         raw = take_text(path, cell)
         try:
@@ -205,18 +214,20 @@ def assemble_record(
             value_cell = table.right_of(found) if found else None
             values[part.name] = take_text(part.name, value_cell) if found else ""
             joined = _label_with_value(table, part.label) if found is None else None
+            cut = _before_label(table.text(value_cell).text, template, part.label) if value_cell else None
             if joined is not None:
-                # the rule between the label and its value was missed: the value is the rest of the text
+                # the rule between the label and a value was missed: the value is read beside the label
                 cell, value = joined
                 label_cells[part.name] = cell
-                text = table.text(cell)
-                table.texts[cell] = replace(text, text=value)
-                values[part.name] = take_text(part.name, cell)
-                table.texts[cell] = text
-                page.misaligned[part.name] = f"the label {part.label} and its value were read as one cell"
+                values[part.name] = take_as(part.name, cell, value)
+                page.misaligned[part.name] = f"the label {part.label} was read in one cell with a value"
             elif found is None:
                 page.unmapped[part.name] = f"no {part.label} label was found"
-            rest = _runs_on_into(table, value_cell, template) if value_cell is not None else []
+            elif cut is not None:
+                # the next label and its value were read with this one's value
+                values[part.name] = take_as(part.name, value_cell, cut)
+                page.misaligned[part.name] = "the value was read in one cell with the next label"
+            rest = _runs_on_into(table, value_cell, template) if value_cell is not None and cut is None else []
             if rest:
                 values[part.name] = str(values[part.name]) + "".join(table.text(c).text for c in rest)
                 page.misaligned[part.name] = "the value runs on into the next cell: a rule may have been found in its text"
@@ -274,14 +285,42 @@ def label_length(text: str, label: str) -> int:
     return 0
 
 
+def label_at(text: str, label: str) -> tuple[int, int] | None:
+    """Where in ``text`` ``label`` is printed, as ``label_length`` finds it: (start, end), or None."""
+    for start, char in enumerate(text):
+        if label_key(char):
+            length = label_length(text[start:], label)
+            if length:
+                return start, start + length
+    return None
+
+
 def _label_with_value(table: _Table, label: str) -> tuple[Cell, str] | None:
-    """A cell whose text is ``label`` and then a value, and that value (specks at its start dropped)."""
+    """The value of a ``label`` read in one cell with what stands beside it: the cell and the
+    text after the label (specks at its start dropped), or, when the label ends a cell's text
+    after another value, the cell right of it and its text."""
     for cell in table.grid.cells:
         text = table.text(cell).text
-        length = label_length(text, label)
-        value = text[length:].lstrip(_SPECKS) if length else ""
+        at = label_at(text, label)
+        if at is None:
+            continue
+        value = text[at[1] :].lstrip(_SPECKS)
         if len(label_key(value)) >= 2:
             return cell, value
+        beside = table.right_of(cell)
+        if at[0] > 0 and not label_key(value) and beside is not None and not table.text(beside).is_blank:
+            return beside, table.text(beside).text
+    return None
+
+
+def _before_label(text: str, template: Template, own: str) -> str | None:
+    """``text`` up to another right-of label printed in it after a value (主管部门's value read
+    with 实施单位), or None when it holds none."""
+    for part in template.parts:
+        if isinstance(part, FieldPart) and part.place == "right_of" and part.label != own:
+            at = label_at(text, part.label)
+            if at is not None and len(label_key(text[: at[0]])) >= 2:
+                return text[: at[0]].rstrip(_SPECKS)
     return None
 
 

@@ -269,3 +269,18 @@ def test_a_value_is_not_joined_with_the_one_under_an_unread_header_beside_it():
     assert [row.initial_budget for row in assembled.record.funds] == [row.initial_budget for row in truth.funds]
     assert not any(path.startswith("funds") for path in assembled.misaligned)
     assert all(f"funds[{i}].annual_budget" in assembled.unmapped for i in range(len(truth.funds)))
+
+
+def test_a_value_read_in_one_cell_with_the_next_label_gives_both_values():
+    # The rule between 主管部门's value and 实施单位 was missed: 主管部门's value is the text
+    # before the label, 实施单位's value the cell right of it. Both go to review.
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    truth = FormRecord.model_validate(page["record"])
+    label = next(c for c, t in texts.items() if t.text == "实施单位")
+    value = next(c for c, t in texts.items() if c.row == label.row and c.col + c.col_span == label.col)
+    grid = _merge_right(grid, texts, value, label, CellText(truth.department + "|。实施单位", 0.9, "agreed"))
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert assembled.record.department == truth.department
+    assert assembled.record.implementing_unit == truth.implementing_unit
+    assert {"department", "implementing_unit"} <= set(assembled.misaligned)
