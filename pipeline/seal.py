@@ -22,6 +22,10 @@ from pipeline.grid import Grid
 WORK_DPI = 60  # circle search on a small copy: a 40 mm seal is still ~95 px across
 RADIUS_MM = (15.0, 25.0)  # official seals are 38-50 mm across
 RING_COVERAGE = 0.8  # share of the circumference inked: a ring, not a text block or a table
+# A seal's ring is inked this much more of the way round than a circle OUTSIDE_MM outside it, which
+# crosses only what the page prints there; a circle drawn through a close-set paragraph is not.
+RING_OVER_OUTSIDE = 0.36
+OUTSIDE_MM = 3.0
 PARTLY_INKED = 0.6  # a circle inked this far round is worth searching around for a better centre
 CENTRE_SEARCH_MM = 1.5  # how far from the circle search's centre a seal's centre is looked for
 # The centres tried about a partly inked circle's, in mm, nearest first.
@@ -82,33 +86,47 @@ def _verify_ring(image: np.ndarray, x: float, y: float, r: float, dpi: int, pape
     the ring then leaves the band on one side and covers, say, 0.77 of the way round instead of all of it.
     A centre whose ring is inked over PARTLY_INKED of the way round is searched around in 0.5 mm steps,
     nearest first; a false circle from the table's rules and text stays under RING_COVERAGE wherever it is
-    put. (On 520 development, hard and calibration pages: 231 of 284 seals found against 202, none false,
-    ~10 ms a page more.)
+    put. A circle through a close-set paragraph can be inked as far round, but so is one just outside it:
+    a seal's ring must stand out from its surroundings by RING_OVER_OUTSIDE.
     """
     seal, coverage = _ring_at(image, x, y, r, dpi, paper)
-    if seal is not None or coverage < PARTLY_INKED:
-        return seal
+    if seal is None and coverage >= PARTLY_INKED:
+        per_mm = dpi / 25.4
+        for dx, dy in _CENTRE_OFFSETS_MM:
+            seal, _ = _ring_at(image, x + dx * per_mm, y + dy * per_mm, r, dpi, paper)
+            if seal is not None:
+                break
+    if seal is None:
+        return None
+    outside = _coverage(image, seal.x, seal.y, seal.radius + OUTSIDE_MM * dpi / 25.4, dpi, paper)
+    ring = _coverage(image, seal.x, seal.y, seal.radius, dpi, paper)
+    return seal if ring - outside >= RING_OVER_OUTSIDE else None
+
+
+def _darkest_round(image: np.ndarray, x: float, y: float, radius: float, dpi: int) -> np.ndarray:
+    """At every degree round the circle, the darkest pixel across a band 1.2 mm wide about it."""
     per_mm = dpi / 25.4
-    for dx, dy in _CENTRE_OFFSETS_MM:
-        seal, _ = _ring_at(image, x + dx * per_mm, y + dy * per_mm, r, dpi, paper)
-        if seal is not None:
-            return seal
-    return None
+    h, w = image.shape
+    band = [radius + d for d in np.arange(-0.6, 0.61, 0.3) * per_mm]
+    xs = np.clip((x + np.outer(band, _COS)).astype(int), 0, w - 1)
+    ys = np.clip((y + np.outer(band, _SIN)).astype(int), 0, h - 1)
+    return image[ys, xs].min(axis=0)
+
+
+def _coverage(image: np.ndarray, x: float, y: float, radius: float, dpi: int, paper: float) -> float:
+    """The share of the way round the circle that is inked."""
+    return float((_darkest_round(image, x, y, radius, dpi) < paper - RING_CONTRAST).mean())
 
 
 def _ring_at(image: np.ndarray, x: float, y: float, r: float, dpi: int, paper: float) -> tuple[Seal | None, float]:
     """The seal centred at (x, y) with the best-inked radius near ``r``, if one is inked nearly all the way
     round; and the largest share of the way round any radius was inked."""
     per_mm = dpi / 25.4
-    h, w = image.shape
     best: Seal | None = None
     best_coverage = RING_COVERAGE
     most = 0.0
     for radius in r + np.arange(-2.5, 2.6, 0.5) * per_mm:
-        band = [radius + d for d in np.arange(-0.6, 0.61, 0.3) * per_mm]
-        xs = np.clip((x + np.outer(band, _COS)).astype(int), 0, w - 1)
-        ys = np.clip((y + np.outer(band, _SIN)).astype(int), 0, h - 1)
-        darkest = image[ys, xs].min(axis=0)
+        darkest = _darkest_round(image, x, y, radius, dpi)
         inked = darkest < paper - RING_CONTRAST
         coverage = float(inked.mean())
         most = max(most, coverage)

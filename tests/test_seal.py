@@ -117,3 +117,32 @@ def test_a_seal_whose_circle_was_found_off_centre_is_verified_about_its_true_cen
     assert seal is not None
     assert abs(seal.x - centre[0]) <= 1 * MM and abs(seal.y - centre[1]) <= 1 * MM  # the ring within its band
     assert _verify_ring(clean, x, y, radius, DPI, _paper_level(clean)) is None  # the table alone is no ring
+
+
+def _scanned(name: str) -> np.ndarray:
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "fixtures/cells" / f"{name}.png"
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+
+
+def test_a_circle_through_a_close_set_paragraph_is_no_seal():
+    # A 170-dpi colour scan with no seal: a circle of the seals' size drawn through its 预期目标
+    # paragraph is inked 0.8 of the way round. Taken for a seal, its "ghost" erasure ate the text.
+    from pipeline.seal import _ring_at, _verify_ring
+
+    page = _scanned("paragraph_no_seal")
+    x, y, radius, dpi = 132.24, 132.04, 99.1, 170
+    paper = 252  # the whole page's (``_paper_level``)
+    _, coverage = _ring_at(page, x, y, radius, dpi, paper)
+    assert coverage >= 0.8  # as far round as a seal's ring
+    assert _verify_ring(page, x, y, radius, dpi, paper) is None
+
+
+def test_a_seal_stamped_over_a_crowded_table_is_still_a_seal():
+    # A grey seal on a 220-dpi scan, over rules and text that ink a circle 3 mm outside it 0.6 of the way.
+    from pipeline.seal import _paper_level, _verify_ring
+
+    page = _scanned("seal_over_table")
+    seal = _verify_ring(page, 200, 200, 157, 220, _paper_level(page))
+    assert seal is not None and abs(seal.x - 200) < 10 and abs(seal.y - 200) < 10
