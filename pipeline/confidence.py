@@ -41,6 +41,7 @@ PRIOR = {
     "paddle>=0.95": 0.9,
     "paddle<0.95": 0.7,
     "tesseract_only": 0.3,
+    "tesseract_views": 0.9,
     "paddle_malformed": 0.3,
     "paddle_under_seal": 0.9,
     "unparseable": 0.0,
@@ -53,7 +54,10 @@ def evidence_class(
 ) -> str:
     """``number_grammar``: how the form prints the field's number (amount, rate, score), if it is one;
     ``under_seal``: a grey seal's erasure changed the field's cell."""
-    if text.source in ("agreed", "agreed_but_trap", "agreed_on_retry", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash"):
+    if text.source in (
+        "agreed", "agreed_but_trap", "agreed_on_retry", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "blank", "dash",
+        "tesseract_views",
+    ):
         return text.source
     if path in confirmed_by_rule:
         return "confirmed_by_rule"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -30,7 +31,8 @@ TESSERACT_LINE_HEIGHT = 32  # px of ink per text line: measured best for chi_sim
 DASH_LOOKALIKES = set("一-—–_─ー")
 
 Source = Literal[
-    "agreed", "agreed_but_trap", "agreed_on_retry", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "paddle", "tesseract", "dash", "blank"
+    "agreed", "agreed_but_trap", "agreed_on_retry", "agreed_lowres_cmp", "comparator_glyph", "vocabulary", "paddle", "tesseract",
+    "tesseract_views", "dash", "blank",
 ]
 # Tesseract's other views of a cell it read differently from PP-OCR: (line height, binarised).
 # Its misreadings at 32 px (% as 2%/9%/o%, ≤ as E/S, a stray 5 before a figure) change with the
@@ -355,6 +357,8 @@ class CellReader:
                 text = self._agreed_line_by_line(cell, text)
             if text.source == "paddle":
                 text = self._agreed_on_retry(cell, text)
+            if text.source == "paddle":
+                text = restored_by_tesseract_views(text)
             out.append(settle_comparator(cell, text, tess.text))
         return out
 
@@ -387,6 +391,36 @@ class CellReader:
 
     def close(self) -> None:
         self.tesseract.close()
+
+
+TESSERACT_VIEWS_AGREEING = 2
+# What PP-OCR drops from a paragraph: characters and the marks between phrases, never specks or digits.
+_DROPPED_BY_PADDLE = re.compile(r"[\u4e00-\u9fff,。、;:]+")  # after NFKC ，；： are ,;:
+
+
+def restored_by_tesseract_views(text: CellText) -> CellText:
+    """PP-OCR drops a phrase or a punctuation mark from a paragraph now and then, at a high score.
+    Where ``TESSERACT_VIEWS_AGREEING`` of Tesseract's views of the cell (``_agreed_on_retry``) read
+    exactly the same text, which is PP-OCR's with only characters and such marks added, that text
+    is taken, in its own evidence class (``tesseract_views``)."""
+    paddle = comparable(text.readings.get("paddle", ""))
+    views = [repair_text(v) for k, v in text.readings.items() if k.startswith("tesseract") and v.strip()]
+    counts = Counter(comparable(v) for v in views)
+    if not paddle or not counts:
+        return text
+    best, n = counts.most_common(1)[0]
+    if n < TESSERACT_VIEWS_AGREEING or len(best) <= len(paddle):
+        return text
+    added, i = [], 0
+    for ch in best:  # PP-OCR's reading must run through Tesseract's, in order
+        if i < len(paddle) and ch == paddle[i]:
+            i += 1
+        else:
+            added.append(ch)
+    if i < len(paddle) or not _DROPPED_BY_PADDLE.fullmatch("".join(added)):
+        return text
+    restored = next(v for v in views if comparable(v) == best)
+    return CellText(restored, text.confidence, "tesseract_views", text.readings)
 
 
 _COMPARATOR = re.compile(r"^[≥≤><]+(?=\d|预算)")

@@ -97,3 +97,43 @@ def test_simplified_text_is_left_as_printed():
              for c in p["grid"]["cells"]}
     assert len(texts) > 300
     assert {t for t in texts if simplified(t) != t} == set()
+
+
+def _after_retries(paddle: str, *views: str):
+    """PP-OCR's reading as ``second_opinions`` leaves it when no view of Tesseract's read the same."""
+    from pipeline.ocr import CellText
+
+    names = ("tesseract", "tesseract_24px", "tesseract_40px", "tesseract_32px_binarised")
+    return CellText(paddle, 0.999, "paddle", {"paddle": paddle, **dict(zip(names, views))})
+
+
+def test_a_phrase_paddle_dropped_comes_back_when_two_tesseract_views_agree():
+    from pipeline.ocr import restored_by_tesseract_views
+
+    truth = "个别服务对象对办理时限提出意见，将进一步优化办事流程，提升服务质量。"
+    dropped = "个别服务对象对办理时限提出意化办事流程，提升服务质量。"  # PP-OCR, at 0.999
+    first = "个别服务对象对办理时限提出意见将进一步优化办事流程"
+    got = restored_by_tesseract_views(_after_retries(dropped, first, truth, truth, truth[:-2]))
+    assert (got.text, got.source) == (truth, "tesseract_views")
+    comma = restored_by_tesseract_views(_after_retries("资金按进度拨付社区卫生", "资金按进度拨付，社区卫生", "资金按进度拨付，社区卫生"))
+    assert (comma.text, comma.source) == ("资金按进度拨付，社区卫生", "tesseract_views")
+    # Tesseract alone now vouches for the text: it still goes to a reviewer
+    from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
+
+    assert calibrated_confidence(evidence_class("goal_actual", got, set(), set())) < REVIEW_BELOW
+
+
+@pytest.mark.parametrize(
+    ("paddle", "views"),
+    [
+        ("上海市奉贤区民政局", ("上海市奉贤区民政局|“", "上海市奉贤区民政局|“")),  # Tesseract's specks added
+        ("≥90%", ("≥909%", "≥909%")),  # a digit added: a misread %, not a dropped one
+        ("提升服务质量", ("提升服务质量。", "提升服务质量")),  # only one view reads the mark
+        ("提升服务质量", ("提升服努质量。", "提升服努质量。")),  # Tesseract differs in a character too
+    ],
+)
+def test_what_tesseract_adds_is_kept_only_when_it_is_characters_or_marks_two_views_read(paddle, views):
+    from pipeline.ocr import restored_by_tesseract_views
+
+    got = restored_by_tesseract_views(_after_retries(paddle, *views))
+    assert (got.text, got.source) == (paddle, "paddle")
