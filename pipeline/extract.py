@@ -28,7 +28,7 @@ from pipeline.lexicon import Lexicon
 from pipeline.memory import release_freed_memory
 from pipeline.numbers import printed_as
 from pipeline.ocr import CellReader, CellText, comparable
-from pipeline.regrid import split_hidden_rules, suspects
+from pipeline.regrid import split_hidden_rules, split_rows_cut_beside, suspects
 from pipeline.read import MAX_PIXELS, Page, count_pages, file_sha256, list_documents, read_pages
 from pipeline.seal import Seal, erase_seals, find_seals
 from pipeline.templates import PROJECT_TEMPLATE, FieldPart, Template, all_templates, get_template
@@ -93,6 +93,7 @@ def read_cells(
     templates = list(templates or [get_template()])
     vocabularies = {t.name: form_vocabulary(page_lexicon(lexicon, t), t) for t in templates}
     vocabulary = frozenset().union(*vocabularies.values())
+    grid = split_rows_cut_beside(image, grid)
     cells = {cell: prepare_cell(image, cell.box, dpi) for cell in grid.cells}
     first = {cell: reader.first_reading(cell_image, vocabulary) for cell, cell_image in cells.items()}
     template = templates[0]

@@ -259,3 +259,53 @@ def split_hidden_rules(
         still = [Suspect(c, s.parts) for s in along for c in flipped.cells if _inside(c.box, s.cell.box)]
         out = _transposed(_split_across(ink.transposed(), flipped, still))
     return None if out.cells == grid.cells and out.row_edges == grid.row_edges else out
+
+
+ROW_GAP_MM = 0.8  # paper this far either side of a row edge, inside a cell, for a rule missed there
+
+
+def split_rows_cut_beside(image: np.ndarray, grid: Grid) -> Grid:
+    """``grid`` with a cell that spans rows cut at a row edge where the cells on both sides of it
+    are cut, and where inside it paper runs along that edge with text above and below: the rule
+    there was missed (faded, or under a seal), and each row's value was read as one."""
+    gray = to_gray(image)
+    band = max(2, int(round(ROW_GAP_MM * grid.px_per_mm)))
+    half = max(1, round(grid.rule_px / 2) + 1)
+    at = {(r, c): cell for cell in grid.cells for r in range(cell.row, cell.row + cell.row_span)
+          for c in range(cell.col, cell.col + cell.col_span)}
+    cells = []
+    for cell in grid.cells:
+        left, right = cell.col - 1, cell.col + cell.col_span
+        cuts = [
+            k for k in range(cell.row + 1, cell.row + cell.row_span)
+            if left >= 0 and right < grid.n_cols
+            and at[(k - 1, left)] is not at[(k, left)] and at[(k - 1, right)] is not at[(k, right)]
+            and _paper_between_lines(gray, cell.box, grid.row_edges[k], band, grid.rule_px)
+        ]
+        if not cuts:
+            cells.append(cell)
+            continue
+        b = cell.box
+        bounds = [cell.row, *cuts, cell.row + cell.row_span]
+        for first, last in zip(bounds, bounds[1:]):
+            y0 = b.y0 if first == cell.row else grid.row_edges[first] + half
+            y1 = b.y1 if last == cell.row + cell.row_span else grid.row_edges[last] - half
+            cells.append(Cell(first, cell.col, last - first, cell.col_span, Box(b.x0, y0, b.x1, y1)))
+    if len(cells) == len(grid.cells):
+        return grid
+    cells.sort(key=lambda c: (c.row, c.col))
+    return Grid(grid.row_edges, grid.col_edges, tuple(cells), grid.px_per_mm, grid.rule_px)
+
+
+def _paper_between_lines(gray: np.ndarray, box: Box, y: int, band: int, rule_px: float) -> bool:
+    """Does paper run across the box for ``band`` px either side of ``y``, with ink above and below?
+    What is left of a faint rule on ``y`` itself is no ink."""
+    if not box.y0 + band < y < box.y1 - band:
+        return False
+    crop = gray[box.y0 : box.y1, box.x0 : box.x1]
+    paper = float(np.percentile(crop, 90))
+    inked = (crop < paper - 3 * MIN_DARKNESS).sum(axis=1) >= 2
+    at = y - box.y0
+    on_rule = int(np.ceil(rule_px / 2)) + 1
+    near = np.r_[inked[at - band : at - on_rule], inked[at + on_rule + 1 : at + band]]
+    return not near.any() and inked[: at - band].any() and inked[at + band :].any()

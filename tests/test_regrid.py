@@ -131,3 +131,48 @@ def test_a_value_a_label_with_a_character_dropped_and_a_value_hide_two_rules():
     merged = Cell(0, 0, 1, 1, Box(0, 0, 1, 1))
     (found, _) = suspects({merged: "上海市宝山区行政服务中心实单位上海市宝山区行政服务中心"}, get_template())
     assert found.parts == 3
+
+
+def indicator_rows(values: tuple[str, ...], centred_across: bool = False) -> tuple[np.ndarray, Grid]:
+    """Three columns, two indicator rows: names | targets | 分值, with the rule between the rows
+    missed in the target column (faded, or taken with a seal), so the grid has one target cell."""
+    image = Image.new("L", (700, 260), 255)
+    draw = ImageDraw.Draw(image)
+    font = _font("Noto Sans CJK SC", 28)
+    for y in (20, 220):
+        draw.line([(20, y), (680, y)], fill=20, width=2)
+    draw.line([(20, 120), (250, 120)], fill=20, width=2)
+    draw.line([(450, 120), (680, 120)], fill=20, width=2)
+    draw.line([(250, 120), (450, 120)], fill=225, width=1)  # what the erasure left of it
+    for x in (20, 250, 450, 680):
+        draw.line([(x, 20), (x, 220)], fill=20, width=2)
+    for y, name, score in ((70, "长效管理制度", "30"), (170, "企业满意度", "10")):
+        draw.text((135, y), name, font=font, fill=20, anchor="mm")
+        draw.text((565, y), score, font=font, fill=20, anchor="mm")
+    if centred_across:
+        draw.text((350, 120), values[0], font=font, fill=20, anchor="mm")
+    else:
+        draw.text((350, 70), values[0], font=font, fill=20, anchor="mm")
+        draw.text((350, 170), values[1], font=font, fill=20, anchor="mm")
+    cells = (
+        Cell(0, 0, 1, 1, Box(22, 22, 249, 119)), Cell(0, 1, 2, 1, Box(252, 22, 449, 219)),
+        Cell(0, 2, 1, 1, Box(452, 22, 679, 119)),
+        Cell(1, 0, 1, 1, Box(22, 122, 249, 219)), Cell(1, 2, 1, 1, Box(452, 122, 679, 219)),
+    )
+    return np.asarray(image), Grid((20, 120, 220), (20, 250, 450, 680), cells, PPM, 2.0)
+
+
+def test_a_cell_over_two_rows_cut_on_both_sides_is_cut_where_paper_runs_between_its_values():
+    from pipeline.regrid import split_rows_cut_beside
+
+    image, grid = indicator_rows(("健全", ">90%"))
+    split = split_rows_cut_beside(image, grid)
+    targets = sorted((c.row, c.row_span, c.box.y0 < 120 < c.box.y1) for c in split.cells if c.col == 1)
+    assert targets == [(0, 1, False), (1, 1, False)]
+
+
+def test_a_value_printed_across_the_row_edge_keeps_its_cell_over_two_rows():
+    from pipeline.regrid import split_rows_cut_beside
+
+    image, grid = indicator_rows((">90%",), centred_across=True)
+    assert split_rows_cut_beside(image, grid) is grid

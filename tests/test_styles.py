@@ -52,7 +52,9 @@ def test_no_page_of_a_style_is_lost(scored, style):
 NOT_YET = pytest.mark.xfail(strict=True, reason="issue 21's target is not met yet in this style (docs/accuracy.md)")
 
 
-@pytest.mark.parametrize("style", [pytest.param(s, marks=NOT_YET) for s in PRINTED], ids=str)
+@pytest.mark.parametrize(
+    "style", [s if s is Style.CALC else pytest.param(s, marks=NOT_YET) for s in PRINTED], ids=str
+)
 def test_the_four_seed_forms_read_exactly_in_every_style(scored, style):
     seeds = [p for p in scored[style] if "-seed-" in p.file]
     assert len(seeds) == 4
