@@ -65,6 +65,37 @@ def _label_in_value(data: dict, rule: dict, template: Template) -> Iterator[Flag
             )
 
 
+_PAIRS = {"“": "”", "《": "》", "【": "】"}  # printed in pairs; （） are not: a list numbers 1）2）
+
+
+def _marks_paired(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
+    paths = [(path, data.get(path)) for path in rule.get("fields", [])]
+    for section, columns in rule.get("columns", {}).items():
+        paths += [(f"{section}[{i}].{col}", row.get(col)) for i, row in enumerate(_rows(data, section)) for col in columns]
+    for path, value in paths:
+        if isinstance(value, str) and not _paired(value):
+            yield Flag(
+                field=path,
+                reason=rule_reason("marks_paired"),
+                message="a quotation mark or bracket has no partner: one may have been dropped or misread",
+            )
+
+
+def _paired(text: str) -> bool:
+    """Do the text's “” 《》 【】 open and close in turn?"""
+    closing = set(_PAIRS.values())
+    expected: list[str] = []
+    for ch in text:
+        if ch in _PAIRS:
+            if expected:  # these are never nested on the form
+                return False
+            expected.append(_PAIRS[ch])
+        elif ch in closing:
+            if not expected or expected.pop() != ch:
+                return False
+    return not expected
+
+
 def _sum_terms(data: dict, rule: dict) -> list[tuple[str | None, float | None]]:
     """(path, value) of every term of a sum rule; a term of ``rows = n`` always gives n,
     a row the section lacks as (None, None)."""
@@ -120,6 +151,13 @@ def _rows_sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
 
 # --- rules over one row of a section: (section, row index, row, parameters) -> flags
 
+def _row_filled(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
+    for column in rule["columns"]:
+        if row.get(column) is None or row.get(column) == "":
+            path = f"{section}[{i}].{column}"
+            yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path} is empty: every row has one")
+
+
 def _execution_rate(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
     budget, executed, rate = row.get(rule["budget"]), row.get(rule["executed"]), row.get(rule["rate"])
     if rate is not None and budget is None and executed is None:
@@ -174,10 +212,11 @@ def _score_le_weight(section: str, i: int, row: dict, rule: dict) -> Iterator[Fl
 
 RECORD_RULES = {
     "required": _required, "required_row": _required_row, "required_rows": _required_rows,
-    "label_in_value": _label_in_value, "weights_sum": _sum, "scores_sum": _sum, "rows_sum": _rows_sum,
+    "label_in_value": _label_in_value, "marks_paired": _marks_paired, "weights_sum": _sum, "scores_sum": _sum, "rows_sum": _rows_sum,
 }
 ROW_RULES = {
     "execution_rate": _execution_rate, "subrow_unscored": _subrow_unscored, "score_le_weight": _score_le_weight,
+    "row_filled": _row_filled,
 }
 
 

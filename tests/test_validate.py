@@ -199,3 +199,23 @@ def test_the_rate_equation_pins_a_large_amount_only_when_asked_to_hold_roughly()
     assert "funds[0].executed" in confirmed_by_rules(record, any_amount=True)
     record.funds[0].executed = 130000.0
     assert "funds[0].executed" not in confirmed_by_rules(record, any_amount=True)
+
+
+def test_a_quotation_mark_without_its_partner_is_flagged():
+    # Both engines read 与市级“好差评”对接 as 与市级好差评“对接: the opening mark dropped, the
+    # closing one read as an opening one. Agreement cannot vouch for it; the pairing can.
+    record = seed_one()
+    assert not [r for r in reasons(record) if r[1] == "rule:marks_paired"]  # seed 1 prints “一网通办” whole
+    record.goal_expected = "根据“一网通办”工作要求，与市级好差评“对接联调。"
+    record.indicators[2].deviation_reason = "按《档案法》要求整改】"
+    record.project_name = "网络系统运营经费（宝信息委【2019】53号）"  # pairs: not flagged
+    flagged = {path for path, reason in reasons(record) if reason == "rule:marks_paired"}
+    assert flagged == {"goal_expected", "indicators[2].deviation_reason"}
+
+
+def test_an_indicator_row_without_its_level_is_flagged():
+    # The 二级指标 cell a seal's erasure emptied: every indicator row has its 一级 and 二级指标.
+    record = seed_one()
+    assert not [r for r in reasons(record) if r[1] == "missing"]
+    record.indicators[6].level2 = ""
+    assert ("indicators[6].level2", "missing") in reasons(record)
