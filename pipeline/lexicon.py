@@ -60,7 +60,19 @@ class Lexicon:
     def snap_reading(self, kind: str | None, reading: CellText) -> Snap:
         """``snap`` for a cell's reading: looser for the 指标 levels when the engines did not agree."""
         loose = kind in LEVEL_KINDS and not reading.source.startswith("agreed")
-        return self.snap(kind, reading.text, min_similarity=LEVEL_SIMILARITY) if loose else self.snap(kind, reading.text)
+        if not loose:
+            return self.snap(kind, reading.text)
+        snap = self.snap(kind, reading.text, min_similarity=LEVEL_SIMILARITY)
+        return snap if snap.changed else self._left_of_one_term(kind, reading.text) or snap
+
+    def _left_of_one_term(self, kind: str | None, text: str) -> Snap | None:
+        """The one term ``text`` is what is left of, characters dropped (质标 of 质量指标; 指标 is
+        left of every term, so nothing), its first character kept; None if none or several."""
+        key = comparable(text)
+        if len(key) < 2:
+            return None
+        holding = [term for term in self.terms.get(kind or "", ()) if term[0] == key[0] and _runs_through(key, term)]
+        return Snap(holding[0], True, len(key) / len(holding[0])) if len(holding) == 1 else None
 
     def snap(self, kind: str | None, text: str, *, min_similarity: float = 0.8, margin: float = 0.1) -> Snap:
         """The one term within reach of ``text``, or ``text`` unchanged."""
@@ -78,3 +90,9 @@ class Lexicon:
         if best_score >= min_similarity and best_score - runner_up >= margin:
             return Snap(best, True, best_score)
         return Snap(text, False, best_score)
+
+
+def _runs_through(part: str, whole: str) -> bool:
+    """Do ``part``'s characters appear in ``whole`` in order?"""
+    rest = iter(whole)
+    return all(ch in rest for ch in part)

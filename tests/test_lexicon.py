@@ -89,3 +89,14 @@ def test_a_level_with_one_of_four_characters_misread_snaps_unless_the_engines_ag
     # between two levels as close (数量指标, 质量指标) there is no snap; nor for target words
     assert lexicon.snap_reading("level2", CellText("时量指标", 0.9, "paddle")).text == "时量指标"
     assert lexicon.snap_reading("target", CellText("有效提升", 0.9, "paddle")).text == "有效提升"
+
+
+def test_a_level_with_characters_dropped_snaps_to_the_one_term_it_is_left_of():
+    lexicon = Lexicon.builtin()
+    assert lexicon.snap_reading("level2", CellText("质标", 0.9, "paddle")).text == "质量指标"
+    assert lexicon.snap_reading("level2", CellText("数标", 0.9, "paddle")).text == "数量指标"
+    assert lexicon.snap_reading("level1", CellText("效标", 0.9, "paddle")).text == "效益指标"
+    # what is left of every level, or of none, stays as read; and so does what both engines read
+    assert lexicon.snap_reading("level2", CellText("指标", 0.9, "paddle")).text == "指标"
+    assert lexicon.snap_reading("level2", CellText("饼标", 0.9, "paddle")).text == "饼标"
+    assert lexicon.snap_reading("level2", CellText("质标", 0.99, "agreed")).text == "质标"
