@@ -40,6 +40,7 @@ Source = Literal[
 # second view read exactly PP-OCR's text on 23 of 57 right readings and on none of 16 wrong ones.
 TESSERACT_RETRY_VIEWS = ((24, False), (40, False), (TESSERACT_LINE_HEIGHT, True))
 RETRY_MIN_CHARS = 2  # a lone "1" is what a rule's remnant reads as, to both engines and at any scale
+COMPARATOR_CONFLICT = 0.9  # PP-OCR's score, at most, where it read a bar the glyph does not show
 LOW_DPI = 200  # at or below, the bar under ≥/≤ is a pixel or two and may vanish from both engines' view
 
 
@@ -483,7 +484,8 @@ def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> C
     only vouch for the rest: agreeing on it (Tesseract's ``tesseract`` reading or another view of
     the cell in ``text.readings``, its comparator misreadings aside), the reading is in the
     ``comparator_glyph`` evidence class; otherwise it keeps the weaker class it had, corrected.
-    An undecided glyph leaves an agreed >/< in the ``agreed_lowres_cmp`` class.
+    An undecided glyph leaves an agreed >/< in the ``agreed_lowres_cmp`` class. A glyph without a
+    bar where PP-OCR read one corrects the reading but certifies nothing (``COMPARATOR_CONFLICT``).
     """
     comparator = text.text[:1]
     if comparator not in _WITH_BAR or not cell.dpi:
@@ -502,6 +504,10 @@ def settle_comparator(cell: CellImage, text: CellText, tesseract: str = "") -> C
         undecided = text.source in ("agreed", "agreed_on_retry") and comparator in "><"
         return replace(text, source="agreed_lowres_cmp") if undecided else text
     settled = (_WITH_BAR if bar else _WITHOUT_BAR)[comparator] + text.text[1:]
+    if not bar and text.readings.get("paddle", "")[:1] in ("≥", "≤"):
+        # PP-OCR loses a bar at this resolution rather than adds one: the glyph and it conflict,
+        # and neither certifies the other
+        return replace(text, text=settled, source="paddle", confidence=min(text.confidence, COMPARATOR_CONFLICT))
     rest = comparable(text.text[1:])
     if text.source in _AGREED or any(_vouches_for_rest(view, rest) for view in views):
         return replace(text, text=settled, source="comparator_glyph")

@@ -184,3 +184,17 @@ def test_a_thin_bar_under_a_merged_point_is_not_a_bare_chevron():
     image = np.pad(255 - 255 * glyph, 3, constant_values=255).astype(np.uint8)
     cell = CellImage("text", image, ((0, image.shape[0]),), 150)
     assert comparator_has_bar(cell) is not False
+
+
+def test_a_bar_pp_ocr_read_and_the_glyph_does_not_show_is_corrected_but_not_certified(cells):
+    # At 150 dpi the glyph check can miss a faint bar; PP-OCR reading one is a conflict, not a misread.
+    from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
+
+    doc, cell, printed = next(
+        (d, c, p) for d, c, p in cells if p[0] == ">" and p[1].isdigit() and comparator_has_bar(c) is False
+    )
+    with_bar = "≥" + printed[1:]
+    reading = CellText(with_bar, 0.999, "paddle", {"paddle": with_bar, "tesseract": "> " + printed[1:]})
+    settled = settle_comparator(cell, reading, "> " + printed[1:])
+    assert settled.text == printed and settled.source == "paddle"
+    assert calibrated_confidence(evidence_class("indicators[0].target", settled, set(), set())) < REVIEW_BELOW
