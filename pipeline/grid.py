@@ -106,6 +106,8 @@ JUNCTION_MM = 1.2  # how close a rule end must come to a crossing rule
 LINE_TOL_MM = 0.25  # pieces of one rule lie this close to its line
 PIECE_MM = 7.5  # a piece of a rule this long places the rule's line along itself
 MIN_SEPARATION_MM = 3.5  # rules this close along the same stretch are one rule
+LOCAL_COVER = 0.5  # share of a cell's side a column line's own pieces must cover to place it
+LOCAL_OFFSET_MM = 0.5  # ... and how far off the line's position they must lie
 JOIN_MM = 1.0  # pieces of one rule this close are rejoined
 MAX_THICK_MM = 0.7  # rules are 1-4 px; thicker "lines" are seal strokes or blots
 EDGE_COVER = 0.42  # a cell edge with this much rule on its line, attached to a crossing, is a boundary
@@ -460,6 +462,52 @@ def _accept_bounded(rules: list[_Rule], cross: list[_Rule], strong: float, tol: 
         elif (part := _bounded(r, cross, tol, line_tol)) is not None:
             out.append(part)
     return out
+
+
+@dataclass(frozen=True)
+class _OwnSides:
+    """A cell's left and right sides where its own pieces of a column line lie, when they lie
+    outward of the line's position by ``offset`` and the cell's print runs into the strip between."""
+
+    gray: np.ndarray
+    v_rules: list[_Rule]
+    row_pos: list[float]
+    inset: int
+    print_level: float
+    reach: float
+    offset: float
+
+    def left(self, line: int, top: int, bottom: int, side: int) -> int:
+        own = self._own_pos(line, top, bottom)
+        if own is None or own + self.inset >= side - 1:
+            return side
+        return own + self.inset if self._print_in(own + self.inset, side, top, bottom) else side
+
+    def right(self, line: int, top: int, bottom: int, side: int) -> int:
+        own = self._own_pos(line, top, bottom)
+        if own is None or own - self.inset + 1 <= side + 1:
+            return side
+        return own - self.inset + 1 if self._print_in(side, own - self.inset + 1, top, bottom) else side
+
+    def _own_pos(self, line: int, top: int, bottom: int) -> int | None:
+        """Where the line's pieces lie between rows ``top`` and ``bottom``, when they cover most of
+        that stretch and lie ``offset`` off the line's position; else None."""
+        rule = self.v_rules[line]
+        lo, hi = self.row_pos[top], self.row_pos[bottom]
+        pieces = [
+            (s.pos, min(s.end, hi) - max(s.start, lo)) for s in rule.segments
+            if not s.cluttered and abs(s.pos - rule.pos) <= self.reach
+        ]
+        pieces = [(pos, overlap) for pos, overlap in pieces if overlap > 0]
+        if sum(overlap for _, overlap in pieces) < LOCAL_COVER * (hi - lo):
+            return None
+        own = float(np.average([pos for pos, _ in pieces], weights=[overlap for _, overlap in pieces]))
+        return int(round(own)) if abs(own - rule.pos) >= self.offset else None
+
+    def _print_in(self, x0: int, x1: int, top: int, bottom: int) -> bool:
+        y0, y1 = int(self.row_pos[top]) + self.inset, int(self.row_pos[bottom]) - self.inset
+        strip = self.gray[y0:y1, x0:x1]
+        return strip.size > 0 and int((strip < self.print_level).sum()) >= 3
 
 
 def _merge_close(rules: list[_Rule], min_sep: float, join: float | None = None) -> list[_Rule]:
@@ -1152,7 +1200,10 @@ def _grid_in_region(
     inset = int(math.ceil(thick / 2)) + 2
     row_edges = tuple(int(round(p)) for p in row_pos)
     col_edges = tuple(int(round(p)) for p in col_pos)
-    cells = []
+    # Two blocks' column lines a millimetre apart are one rule; a cell whose print runs past that
+    # rule's line to its own block's piece is bounded by the piece (``_OwnSides``).
+    sides = _OwnSides(gray, v_rules, row_pos, inset, beside.level, CLUSTER_MM * ppm, LOCAL_OFFSET_MM * ppm)
+    cells, plain = [], []
     for r, c, rs, cs in _merge_cells(n_rows, n_cols, h_edge, v_edge):
         bx0, bx1 = col_edges[c] + inset, col_edges[c + cs] - inset + 1
         by0, by1 = row_edges[r] + inset, row_edges[r + rs] - inset + 1
@@ -1160,5 +1211,21 @@ def _grid_in_region(
             bx0, bx1 = col_edges[c], col_edges[c + cs] + 1
         if by1 <= by0:
             by0, by1 = row_edges[r], row_edges[r + rs] + 1
-        cells.append(Cell(r, c, rs, cs, Box(bx0, by0, bx1, by1)))
-    return Grid(row_edges, col_edges, tuple(cells), px_per_mm=ppm, rule_px=thick)
+        plain.append(Cell(r, c, rs, cs, Box(bx0, by0, bx1, by1)))
+        own = Box(sides.left(c, r, r + rs, bx0), by0, sides.right(c + cs, r, r + rs, bx1), by1)
+        cells.append(Cell(r, c, rs, cs, own))
+    return Grid(row_edges, col_edges, tuple(_apart(cells, plain)), px_per_mm=ppm, rule_px=thick)
+
+
+def _apart(cells: list[Cell], plain: list[Cell]) -> list[Cell]:
+    """``cells``, but a cell whose box widened to its own piece of a rule and now overlaps a
+    neighbour's gets its ``plain`` box back."""
+    def overlap(a: Box, b: Box) -> bool:
+        return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+    widened = [i for i, (cell, base) in enumerate(zip(cells, plain)) if cell.box != base.box]
+    out = list(cells)
+    for i in widened:
+        if any(j != i and overlap(out[i].box, out[j].box) for j in range(len(out))):
+            out[i] = plain[i]
+    return out

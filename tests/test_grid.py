@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.deskew import deskew
 from pipeline.errors import NoTableError
-from pipeline.grid import Grid, _paper_beside, _segments, detect_grid
+from pipeline.grid import CLUSTER_MM, Grid, _paper_beside, _segments, detect_grid
 
 from synthetic_pages import synthetic_form
 
@@ -34,9 +34,15 @@ def _assert_consistent(grid: Grid) -> None:
     for c in grid.cells:
         covered[c.row : c.row + c.row_span, c.col : c.col + c.col_span] += 1
         assert c.box.width > 0 and c.box.height > 0
-        assert grid.col_edges[c.col] < c.box.x0 < c.box.x1 <= grid.col_edges[c.col + c.col_span] + 1
+        # a side may lie on the cell's own piece of its column line, within a rule's cluster of the line
+        reach = CLUSTER_MM * grid.px_per_mm
+        assert grid.col_edges[c.col] - reach < c.box.x0 < c.box.x1 <= grid.col_edges[c.col + c.col_span] + reach + 1
         assert grid.row_edges[c.row] < c.box.y0 < c.box.y1 <= grid.row_edges[c.row + c.row_span] + 1
     assert (covered == 1).all(), "every fine cell is covered exactly once"
+    boxes = [c.box for c in grid.cells]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert min(a.x1, b.x1) <= max(a.x0, b.x0) or min(a.y1, b.y1) <= max(a.y0, b.y0), "boxes overlap"
     assert list(grid.cells) == sorted(grid.cells, key=lambda c: (c.row, c.col)), "row-major"
 
 
@@ -355,26 +361,50 @@ def test_a_mask_of_more_pieces_than_16_bits_can_number_is_still_cut_into_segment
     assert (rule.start, rule.end, rule.pos) == (99, 1100, 301.0)
 
 
-def test_column_lines_of_two_blocks_a_little_apart_stay_two_rules() -> None:
-    # Printed from a spreadsheet, the goal block's column line ends at the rule above it 2 mm
-    # left of the funds block's line, which ends there too: each block keeps its own line, and
-    # text set against the lower line stays whole in its cell.
-    mm = 200 / 25.4
+def two_blocks(dpi: int, upper_x_mm: float, lower_x_mm: float) -> tuple[np.ndarray, int, int]:
+    """A table of two blocks, one over the other, each with one column line of its own that ends
+    at the rule between them: the page, and the upper and lower lines' x."""
+    mm = dpi / 25.4
     page = np.full((int(120 * mm), int(190 * mm)), 255, np.uint8)
     left, right, top, middle, bottom = (int(v * mm) for v in (15, 175, 20, 60, 100))
-    upper_x, lower_x = int(95 * mm), int(93 * mm)
+    upper_x, lower_x = int(upper_x_mm * mm), int(lower_x_mm * mm)
     for y in (top, middle, bottom):
         cv2.line(page, (left, y), (right, y), 0, 2)
     for x in (left, right):
         cv2.line(page, (x, top), (x, bottom), 0, 2)
     cv2.line(page, (upper_x, top), (upper_x, middle), 0, 2)
     cv2.line(page, (lower_x, middle), (lower_x, bottom), 0, 2)
+    return page, upper_x, lower_x
+
+
+def test_column_lines_of_two_blocks_a_little_apart_stay_two_rules() -> None:
+    # Printed from a spreadsheet, the goal block's column line ends at the rule above it 2 mm
+    # left of the funds block's line, which ends there too: each block keeps its own line, and
+    # text set against the lower line stays whole in its cell.
+    mm = 200 / 25.4
+    page, upper_x, lower_x = two_blocks(200, 95, 93)
     grid = detect_grid(page, px_per_mm=mm)
     _assert_consistent(grid)
     assert len(grid.col_edges) == 4
     assert abs(grid.col_edges[1] - lower_x) <= 2 and abs(grid.col_edges[2] - upper_x) <= 2
     lower_right = next(c for c in grid.cells if c.row == 1 and c.box.x1 > upper_x)
     assert lower_right.box.x0 < (lower_x + upper_x) / 2
+
+
+def test_print_set_against_its_own_block_s_piece_of_a_column_line_stays_in_its_cell() -> None:
+    # The goal block's column line ends 1.3 mm left of the indicator block's: close enough to be
+    # one column line, but the goal cell's text, set against its own piece, must stay in its box.
+    mm = 170 / 25.4
+    page, upper_x, lower_x = two_blocks(170, 94.3, 95.6)
+    text_x = upper_x + int(0.6 * mm)  # a glyph's stroke set against the goal block's piece
+    page[int(25 * mm) : int(29 * mm), text_x : text_x + 3] = 0
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    assert len(grid.col_edges) == 3
+    upper = next(c for c in grid.cells if c.row == 0 and c.col == 1)
+    lower = next(c for c in grid.cells if c.row == 1 and c.col == 1)
+    assert upper_x < upper.box.x0 <= text_x
+    assert lower.box.x0 >= grid.col_edges[1]  # with nothing printed against it, a cell keeps the line's position
 
 
 def test_glyph_strokes_lined_up_in_tight_rows_make_no_column() -> None:
