@@ -96,6 +96,9 @@ class _Table:
     def below(self, cell: Cell) -> Cell | None:
         return self.at.get((cell.row + cell.row_span, cell.col))
 
+    def left_of(self, cell: Cell) -> Cell | None:
+        return self.at.get((cell.row, cell.col - 1))
+
 
 def _shared_cells(row_cells: dict[str, Cell | None], prefix: str, headers: dict[str, str]) -> dict[str, str]:
     """Fields of one table row whose cell also lies under another field's header.
@@ -256,6 +259,18 @@ def assemble_record(
                     page.unmapped[part.name] = problems.get(part.column) or str(page.layout_failed)
                 else:
                     values[part.name] = take(part.name, table.at.get((total_row, col)), part.number)
+    for part in template.parts:
+        sibling = label_cells.get(part.else_left_of) if isinstance(part, FieldPart) and part.else_left_of else None
+        if part.name in page.unmapped and sibling is not None:
+            # the label was not read (a seal, a rule found in it), its neighbour's was: the layout
+            # puts the value left of the neighbour's
+            beside = table.below(sibling)
+            value_cell = table.left_of(beside) if beside is not None else None
+            if value_cell is not None and value_cell.row == beside.row:
+                values[part.name] = take_text(part.name, value_cell)
+                del page.unmapped[part.name]
+                other = next(p for p in template.parts if p.name == part.else_left_of)
+                page.misaligned[part.name] = f"no {part.label} label was found: the value is the one left of {other.label}'s"
     if absent:
         _mark_layout_failed(page, template, absent)
     if template.record == "project":

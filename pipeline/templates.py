@@ -62,6 +62,7 @@ class FieldPart:
     label: str
     above: str | None = None
     else_right_of: str | None = None
+    else_left_of: str | None = None  # below: a field found later whose value this one's is left of
     units: tuple[str, ...] = ()
     default: str = ""
     section: str | None = None  # total_of: the section whose end label's row holds the total
@@ -146,7 +147,7 @@ def _part(raw: dict, sections: dict[str, Section], vocabulary: dict[str, tuple[s
     return FieldPart(
         name=raw["field"], place=place, label=raw[place] if place != "total_of" else sections[raw[place]].end or "",
         section=raw[place] if place == "total_of" else None, above=raw.get("above"),
-        else_right_of=raw.get("else_right_of"), units=tuple(raw.get("units", ())),
+        else_right_of=raw.get("else_right_of"), else_left_of=raw.get("else_left_of"), units=tuple(raw.get("units", ())),
         default=raw.get("default", ""), column=raw.get("column"), number=number,
     )
 

@@ -284,3 +284,13 @@ def test_a_value_read_in_one_cell_with_the_next_label_gives_both_values():
     assert assembled.record.department == truth.department
     assert assembled.record.implementing_unit == truth.implementing_unit
     assert {"department", "implementing_unit"} <= set(assembled.misaligned)
+
+
+def test_a_goal_label_not_read_takes_the_value_left_of_its_neighbour_s_and_flags_it():
+    # A seal over 预期目标 (read 明期期): 实际完成情况 was read, and its value's left neighbour is the goal.
+    from pipeline.validate import validate
+
+    truth, assembled = _assembled_with_label_misread("预期目标", "明期期")
+    assert assembled.record.goal_expected == truth.goal_expected
+    assert "goal_expected" in assembled.misaligned and "goal_expected" not in assembled.unmapped
+    assert ("goal_expected", "rule:layout") in {(f.field, f.reason) for f in validate(assembled)}
