@@ -204,6 +204,7 @@ def assemble_record(
         return take_text(path, cell) if grammar is None else take_number(path, cell, grammar == "rate")
 
     label_cells: dict[str, Cell | None] = {}  # field -> the label cell its value was found by
+    read_with: dict[str, tuple[Cell, str]] = {}  # label -> its value, read in a run of cells before it
     total_rows: dict[str, int | None] = {}  # section -> the row of its end label
     section_columns: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
     for part in template.parts:
@@ -217,6 +218,7 @@ def assemble_record(
             value_cell = table.right_of(found) if found else None
             values[part.name] = take_text(part.name, value_cell) if found else ""
             joined = _label_with_value(table, part.label) if found is None else None
+            joined = joined or (read_with.get(part.label) if found is None else None)
             cut = _before_label(table.text(value_cell).text, template, part.label) if value_cell else None
             if joined is not None:
                 # the rule between the label and a value was missed: the value is read beside the label
@@ -232,8 +234,15 @@ def assemble_record(
                 page.misaligned[part.name] = "the value was read in one cell with the next label"
             rest = _runs_on_into(table, value_cell, template) if value_cell is not None and cut is None else []
             if rest:
-                values[part.name] = str(values[part.name]) + "".join(table.text(c).text for c in rest)
+                whole = str(values[part.name]) + "".join(table.text(c).text for c in rest)
+                values[part.name] = whole
                 page.misaligned[part.name] = "the value runs on into the next cell: a rule may have been found in its text"
+                after = _next_label(whole, template, part.label)
+                if after is not None:
+                    # the run took the next label too, cut by a false rule, its own rule missed
+                    label, start, end = after
+                    values[part.name] = take_as(part.name, value_cell, whole[:start].rstrip(_SPECKS))
+                    read_with[label] = (rest[-1], whole[end:].lstrip(_SPECKS))
         elif part.place == "below":
             above = table.find(part.above) if part.above else None
             found = table.find(part.label, rows=range(0, above.row) if above is not None else None)
@@ -331,11 +340,17 @@ def _label_with_value(table: _Table, label: str) -> tuple[Cell, str] | None:
 def _before_label(text: str, template: Template, own: str) -> str | None:
     """``text`` up to another right-of label printed in it after a value (主管部门's value read
     with 实施单位), or None when it holds none."""
+    after = _next_label(text, template, own)
+    return text[: after[1]].rstrip(_SPECKS) if after is not None else None
+
+
+def _next_label(text: str, template: Template, own: str) -> tuple[str, int, int] | None:
+    """Another right-of label printed in ``text`` after a value: (the label, its start, its end)."""
     for part in template.parts:
         if isinstance(part, FieldPart) and part.place == "right_of" and part.label != own:
             at = label_at(text, part.label)
             if at is not None and len(label_key(text[: at[0]])) >= 2:
-                return text[: at[0]].rstrip(_SPECKS)
+                return part.label, at[0], at[1]
     return None
 
 

@@ -294,3 +294,20 @@ def test_a_goal_label_not_read_takes_the_value_left_of_its_neighbour_s_and_flags
     assert assembled.record.goal_expected == truth.goal_expected
     assert "goal_expected" in assembled.misaligned and "goal_expected" not in assembled.unmapped
     assert ("goal_expected", "rule:layout") in {(f.field, f.reason) for f in validate(assembled)}
+
+
+def test_a_label_cut_by_a_false_rule_after_a_value_that_runs_on_gives_both_values():
+    # Under a seal's ghost the rule between 主管部门's value and 实施单位 was missed and a false
+    # one found inside the label: 上海市…中心实 | 王单位 | its value. The run of cells holds both
+    # values and the label between them (one character misread).
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    truth = FormRecord.model_validate(page["record"])
+    label = next(c for c, t in texts.items() if t.text == "实施单位")
+    value = next(c for c, t in texts.items() if c.row == label.row and c.col + c.col_span == label.col)
+    texts[value] = CellText(truth.department + "实", 0.9, "paddle")
+    texts[label] = CellText("王单位", 0.9, "paddle")
+    assembled = assemble_record(grid, texts, "（2020年度）")
+    assert assembled.record.department == truth.department
+    assert assembled.record.implementing_unit == truth.implementing_unit
+    assert {"department", "implementing_unit"} <= set(assembled.misaligned)
