@@ -271,14 +271,20 @@ def test_a_value_is_not_joined_with_the_one_under_an_unread_header_beside_it():
     assert all(f"funds[{i}].annual_budget" in assembled.unmapped for i in range(len(truth.funds)))
 
 
+def _department_and_its_neighbour():
+    """The first fixture page read perfectly: its grid, texts and record, 主管部门's value cell and
+    the 实施单位 label cell right of it."""
+    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
+    grid, texts = perfect_reading(page)
+    label = next(c for c, t in texts.items() if t.text == "实施单位")
+    value = next(c for c, t in texts.items() if c.row == label.row and c.col + c.col_span == label.col)
+    return grid, texts, FormRecord.model_validate(page["record"]), value, label
+
+
 def test_a_value_read_in_one_cell_with_the_next_label_gives_both_values():
     # The rule between 主管部门's value and 实施单位 was missed: 主管部门's value is the text
     # before the label, 实施单位's value the cell right of it. Both go to review.
-    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
-    grid, texts = perfect_reading(page)
-    truth = FormRecord.model_validate(page["record"])
-    label = next(c for c, t in texts.items() if t.text == "实施单位")
-    value = next(c for c, t in texts.items() if c.row == label.row and c.col + c.col_span == label.col)
+    grid, texts, truth, value, label = _department_and_its_neighbour()
     grid = _merge_right(grid, texts, value, label, CellText(truth.department + "|。实施单位", 0.9, "agreed"))
     assembled = assemble_record(grid, texts, "（2020年度）")
     assert assembled.record.department == truth.department
@@ -300,11 +306,7 @@ def test_a_label_cut_by_a_false_rule_after_a_value_that_runs_on_gives_both_value
     # Under a seal's ghost the rule between 主管部门's value and 实施单位 was missed and a false
     # one found inside the label: 上海市…中心实 | 王单位 | its value. The run of cells holds both
     # values and the label between them (one character misread).
-    page = json.loads(TRUTH[0].read_text(encoding="utf-8"))["pages"][0]
-    grid, texts = perfect_reading(page)
-    truth = FormRecord.model_validate(page["record"])
-    label = next(c for c, t in texts.items() if t.text == "实施单位")
-    value = next(c for c, t in texts.items() if c.row == label.row and c.col + c.col_span == label.col)
+    grid, texts, truth, value, label = _department_and_its_neighbour()
     texts[value] = CellText(truth.department + "实", 0.9, "paddle")
     texts[label] = CellText("王单位", 0.9, "paddle")
     assembled = assemble_record(grid, texts, "（2020年度）")
