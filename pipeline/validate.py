@@ -121,10 +121,13 @@ def _sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
         message = f"{part.label if part else rule['total']} {_fmt(total)} but the rows add up to {_fmt(summed)}"
         reason = rule_reason(rule["rule"])
         yield Flag(field=rule["total"], reason=reason, message=message, proposal=_fmt(summed))
-        # The misread term may be any of them: a reviewer sees every term of the sum.
+        # The misread term may be any of them: a reviewer sees every term of the sum. A lone term
+        # that could not be read is offered what the total leaves for it.
+        unread = [path for path, value in terms if path is not None and value is None]
         for path, _ in terms:
             if path is not None:
-                yield Flag(field=path, reason=reason, message=message)
+                left = total - summed if unread == [path] and total > summed else None
+                yield Flag(field=path, reason=reason, message=message, proposal=_fmt(left) if left is not None else None)
 
 
 def _rows_sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:

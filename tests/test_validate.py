@@ -219,3 +219,12 @@ def test_an_indicator_row_without_its_level_is_flagged():
     assert not [r for r in reasons(record) if r[1] == "missing"]
     record.indicators[6].level2 = ""
     assert ("indicators[6].level2", "missing") in reasons(record)
+
+
+def test_a_lone_unread_term_of_a_sum_is_offered_what_the_total_leaves():
+    record = seed_one()
+    record.indicators[3].weight = None  # a seal over the cell: read as nothing
+    proposals = {f.field: f.proposal for f in rule_flags(record) if f.reason == "rule:weights_sum"}
+    assert proposals["indicators[3].weight"] == "10"
+    assert proposals["indicators[2].weight"] is None  # read terms are flagged, not second-guessed
+    assert proposals["total_weight"] == "90"
