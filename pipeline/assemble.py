@@ -69,12 +69,8 @@ class _Table:
     def __init__(self, grid: Grid, texts: dict[Cell, CellText]):
         self.grid = grid
         self.texts = texts
-        self.at: dict[tuple[int, int], Cell] = {}
+        self.at = grid.cell_at()
         self.header_end: dict[tuple[str, str], int] = {}  # (section, field) -> the column after its header cell
-        for cell in grid.cells:
-            for r in range(cell.row, cell.row + cell.row_span):
-                for c in range(cell.col, cell.col + cell.col_span):
-                    self.at[(r, c)] = cell
 
     def text(self, cell: Cell | None) -> CellText:
         return self.texts.get(cell, BLANK) if cell is not None else BLANK
@@ -217,8 +213,7 @@ def assemble_record(
             found = label_cells[part.name] = table.find(part.label)
             value_cell = table.right_of(found) if found else None
             values[part.name] = take_text(part.name, value_cell) if found else ""
-            joined = _label_with_value(table, part.label) if found is None else None
-            joined = joined or (read_with.get(part.label) if found is None else None)
+            joined = (_label_with_value(table, part.label) or read_with.get(part.label)) if found is None else None
             cut = _before_label(table.text(value_cell).text, template, part.label) if value_cell else None
             if joined is not None:
                 # the rule between the label and a value was missed: the value is read beside the label

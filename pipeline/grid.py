@@ -93,6 +93,13 @@ class Grid:
     def bbox(self) -> Box:
         return Box(self.col_edges[0], self.row_edges[0], self.col_edges[-1] + 1, self.row_edges[-1] + 1)
 
+    def cell_at(self) -> dict[tuple[int, int], Cell]:
+        """(row, col) of every fine cell -> the merged cell covering it."""
+        return {
+            (r, c): cell for cell in self.cells
+            for r in range(cell.row, cell.row + cell.row_span) for c in range(cell.col, cell.col + cell.col_span)
+        }
+
 
 # --- tunables, in millimetres unless named otherwise ---------------------------------
 A4_SHORT_MM = 210.0

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from pipeline.ocr import CellText, comparable
+from pipeline.ocr import CellText, comparable, left_out
 from pipeline.templates import Template, get_template
 
 # The 指标 levels are a short, fixed list: a four-character level with one character misread
@@ -71,7 +71,7 @@ class Lexicon:
         key = comparable(text)
         if len(key) < 2:
             return None
-        holding = [term for term in self.terms.get(kind or "", ()) if term[0] == key[0] and _runs_through(key, term)]
+        holding = [term for term in self.terms.get(kind or "", ()) if term[0] == key[0] and left_out(key, term) is not None]
         return Snap(holding[0], True, len(key) / len(holding[0])) if len(holding) == 1 else None
 
     def snap(self, kind: str | None, text: str, *, min_similarity: float = 0.8, margin: float = 0.1) -> Snap:
@@ -90,9 +90,3 @@ class Lexicon:
         if best_score >= min_similarity and best_score - runner_up >= margin:
             return Snap(best, True, best_score)
         return Snap(text, False, best_score)
-
-
-def _runs_through(part: str, whole: str) -> bool:
-    """Do ``part``'s characters appear in ``whole`` in order?"""
-    rest = iter(whole)
-    return all(ch in rest for ch in part)

@@ -399,6 +399,18 @@ TESSERACT_VIEWS_AGREEING = 2
 _DROPPED_BY_PADDLE = re.compile(r"[\u4e00-\u9fff,。、;:]+")  # after NFKC ，；： are ,;:
 
 
+def left_out(part: str, whole: str) -> str | None:
+    """The characters of ``whole`` that ``part`` leaves out, when ``part``'s characters appear in
+    ``whole`` in order (matched as early as they can be); None when they do not."""
+    out, i = [], 0
+    for ch in whole:
+        if i < len(part) and ch == part[i]:
+            i += 1
+        else:
+            out.append(ch)
+    return "".join(out) if i == len(part) else None
+
+
 def restored_by_tesseract_views(text: CellText) -> CellText:
     """PP-OCR drops a phrase or a punctuation mark from a paragraph now and then, at a high score.
     Where ``TESSERACT_VIEWS_AGREEING`` of Tesseract's views of the cell (``_agreed_on_retry``) read
@@ -412,13 +424,8 @@ def restored_by_tesseract_views(text: CellText) -> CellText:
     best, n = counts.most_common(1)[0]
     if n < TESSERACT_VIEWS_AGREEING or len(best) <= len(paddle):
         return text
-    added, i = [], 0
-    for ch in best:  # PP-OCR's reading must run through Tesseract's, in order
-        if i < len(paddle) and ch == paddle[i]:
-            i += 1
-        else:
-            added.append(ch)
-    if i < len(paddle) or not _DROPPED_BY_PADDLE.fullmatch("".join(added)):
+    added = left_out(paddle, best)
+    if added is None or not _DROPPED_BY_PADDLE.fullmatch(added):
         return text
     restored = next(v for v in views if comparable(v) == best)
     return CellText(restored, text.confidence, "tesseract_views", text.readings)

@@ -271,8 +271,7 @@ def split_rows_cut_beside(image: np.ndarray, grid: Grid) -> Grid:
     gray = to_gray(image)
     band = max(2, int(round(ROW_GAP_MM * grid.px_per_mm)))
     half = max(1, round(grid.rule_px / 2) + 1)
-    at = {(r, c): cell for cell in grid.cells for r in range(cell.row, cell.row + cell.row_span)
-          for c in range(cell.col, cell.col + cell.col_span)}
+    at = grid.cell_at()
     cells = []
     for cell in grid.cells:
         left, right = cell.col - 1, cell.col + cell.col_span

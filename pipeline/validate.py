@@ -37,9 +37,13 @@ def _rows(data: dict, section: str) -> list[dict]:
 
 # --- rules over the whole record: (record as a dict, the rule's parameters, template) -> flags
 
+def _empty(value: object) -> bool:
+    return value is None or value == ""
+
+
 def _required(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
     for path in rule["fields"]:
-        if data.get(path) is None or data.get(path) == "":
+        if _empty(data.get(path)):
             note = f" ({rule['note']})" if "note" in rule else ""
             yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path}{note} is empty")
 
@@ -82,18 +86,19 @@ def _marks_paired(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
 
 
 def _paired(text: str) -> bool:
-    """Do the text's “” 《》 【】 open and close in turn?"""
+    """Do the text's “” 《》 【】 open and close in turn (never nested on the form)?"""
     closing = set(_PAIRS.values())
-    expected: list[str] = []
+    expected = None  # the mark that closes the one open
     for ch in text:
         if ch in _PAIRS:
-            if expected:  # these are never nested on the form
+            if expected is not None:
                 return False
-            expected.append(_PAIRS[ch])
+            expected = _PAIRS[ch]
         elif ch in closing:
-            if not expected or expected.pop() != ch:
+            if ch != expected:
                 return False
-    return not expected
+            expected = None
+    return expected is None
 
 
 def _sum_terms(data: dict, rule: dict) -> list[tuple[str | None, float | None]]:
@@ -156,7 +161,7 @@ def _rows_sum(data: dict, rule: dict, template: Template) -> Iterator[Flag]:
 
 def _row_filled(section: str, i: int, row: dict, rule: dict) -> Iterator[Flag]:
     for column in rule["columns"]:
-        if row.get(column) is None or row.get(column) == "":
+        if _empty(row.get(column)):
             path = f"{section}[{i}].{column}"
             yield Flag(field=path, reason=FlagReason.MISSING.value, message=f"{path} is empty: every row has one")
 

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from pipeline.assemble import assemble_record
 from pipeline.extract import extract_page_full
 from pipeline.grid import Box, Cell, Grid
@@ -91,12 +93,17 @@ def test_a_level_with_one_of_four_characters_misread_snaps_unless_the_engines_ag
     assert lexicon.snap_reading("target", CellText("有效提升", 0.9, "paddle")).text == "有效提升"
 
 
-def test_a_level_with_characters_dropped_snaps_to_the_one_term_it_is_left_of():
-    lexicon = Lexicon.builtin()
-    assert lexicon.snap_reading("level2", CellText("质标", 0.9, "paddle")).text == "质量指标"
-    assert lexicon.snap_reading("level2", CellText("数标", 0.9, "paddle")).text == "数量指标"
-    assert lexicon.snap_reading("level1", CellText("效标", 0.9, "paddle")).text == "效益指标"
-    # what is left of every level, or of none, stays as read; and so does what both engines read
-    assert lexicon.snap_reading("level2", CellText("指标", 0.9, "paddle")).text == "指标"
-    assert lexicon.snap_reading("level2", CellText("饼标", 0.9, "paddle")).text == "饼标"
-    assert lexicon.snap_reading("level2", CellText("质标", 0.99, "agreed")).text == "质标"
+@pytest.mark.parametrize(
+    ("kind", "read", "source", "taken"),
+    [
+        ("level2", "质标", "paddle", "质量指标"),
+        ("level2", "数标", "paddle", "数量指标"),
+        ("level1", "效标", "paddle", "效益指标"),
+        # what is left of every level, or of none, stays as read; and so does what both engines read
+        ("level2", "指标", "paddle", "指标"),
+        ("level2", "饼标", "paddle", "饼标"),
+        ("level2", "质标", "agreed", "质标"),
+    ],
+)
+def test_a_level_with_characters_dropped_snaps_to_the_one_term_it_is_left_of(kind, read, source, taken):
+    assert Lexicon.builtin().snap_reading(kind, CellText(read, 0.9, source)).text == taken
