@@ -207,12 +207,23 @@ class _Rule:
         return max((s.end - s.start for s in self.segments if not s.cluttered), default=0)
 
     def covered(self) -> int:
-        total, cur_end = 0, -(10**9)
+        return sum(end - start for start, end in self.stretches())
+
+    def stretches(self) -> list[tuple[int, int]]:
+        """The stretches along the rule its pieces cover, in order, overlapping pieces joined."""
+        out: list[tuple[int, int]] = []
         for s in sorted(self.segments, key=lambda s: s.start):
-            if s.end > cur_end:
-                total += s.end - max(s.start, cur_end)
-                cur_end = s.end
-        return total
+            if out and s.start <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], s.end))
+            else:
+                out.append((s.start, s.end))
+        return out
+
+    def shared(self, other: _Rule) -> int:
+        """How long a stretch this rule's pieces and ``other``'s both cover."""
+        return sum(
+            max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in self.stretches() for s2, e2 in other.stretches()
+        )
 
 
 def _paper_beside(gray: np.ndarray, d: int, horizontal: bool) -> np.ndarray:
@@ -518,13 +529,14 @@ class _OwnSides:
 
 
 def _merge_close(rules: list[_Rule], min_sep: float, join: float | None = None) -> list[_Rule]:
-    """Rules closer than ``min_sep`` are one rule; with ``join``, only where their spans overlap
-    by more than ``join``: a form's blocks, printed from a spreadsheet, draw their column lines
-    a few millimetres apart side by side along the page, each ending at the rule between the
-    blocks, which both cross."""
+    """Rules closer than ``min_sep`` are one rule; with ``join``, only where the stretches their
+    pieces cover overlap by more than ``join``: a form's blocks, printed from a spreadsheet, draw
+    their column lines a few millimetres apart side by side along the page, each ending at the
+    rule between the blocks, which both cross (and a block above and one below may draw theirs
+    at one place, a rule in two pieces with the other's between them)."""
     out: list[_Rule] = []
     for r in sorted(rules, key=lambda r: r.pos):
-        apart = join is not None and (r.start >= out[-1].end - join or out[-1].start >= r.end - join) if out else False
+        apart = join is not None and out and r.shared(out[-1]) <= join
         if out and r.pos - out[-1].pos < min_sep and not apart:
             keep, drop = (out[-1], r) if out[-1].covered() >= r.covered() else (r, out[-1])
             merged = _Rule(keep.pos, keep.segments + drop.segments)

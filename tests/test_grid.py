@@ -361,19 +361,25 @@ def test_a_mask_of_more_pieces_than_16_bits_can_number_is_still_cut_into_segment
     assert (rule.start, rule.end, rule.pos) == (99, 1100, 301.0)
 
 
-def two_blocks(dpi: int, upper_x_mm: float, lower_x_mm: float) -> tuple[np.ndarray, int, int]:
-    """A table of two blocks, one over the other, each with one column line of its own that ends
-    at the rule between them: the page, and the upper and lower lines' x."""
+def stacked_blocks(dpi: int, *xs_mm: float) -> tuple[np.ndarray, list[int]]:
+    """A table of blocks one over the other, each with one column line of its own (at ``xs_mm``,
+    top block first) that ends at the rules above and below it: the page, and the lines' x."""
     mm = dpi / 25.4
-    page = np.full((int(120 * mm), int(190 * mm)), 255, np.uint8)
-    left, right, top, middle, bottom = (int(v * mm) for v in (15, 175, 20, 60, 100))
-    upper_x, lower_x = int(upper_x_mm * mm), int(lower_x_mm * mm)
-    for y in (top, middle, bottom):
+    page = np.full((int((40 + 40 * len(xs_mm)) * mm), int(190 * mm)), 255, np.uint8)
+    left, right = int(15 * mm), int(175 * mm)
+    ys = [int((20 + 40 * i) * mm) for i in range(len(xs_mm) + 1)]
+    for y in ys:
         cv2.line(page, (left, y), (right, y), 0, 2)
     for x in (left, right):
+        cv2.line(page, (x, ys[0]), (x, ys[-1]), 0, 2)
+    xs = [int(x * mm) for x in xs_mm]
+    for x, top, bottom in zip(xs, ys, ys[1:]):
         cv2.line(page, (x, top), (x, bottom), 0, 2)
-    cv2.line(page, (upper_x, top), (upper_x, middle), 0, 2)
-    cv2.line(page, (lower_x, middle), (lower_x, bottom), 0, 2)
+    return page, xs
+
+
+def two_blocks(dpi: int, upper_x_mm: float, lower_x_mm: float) -> tuple[np.ndarray, int, int]:
+    page, (upper_x, lower_x) = stacked_blocks(dpi, upper_x_mm, lower_x_mm)
     return page, upper_x, lower_x
 
 
@@ -389,6 +395,21 @@ def test_column_lines_of_two_blocks_a_little_apart_stay_two_rules() -> None:
     assert abs(grid.col_edges[1] - lower_x) <= 2 and abs(grid.col_edges[2] - upper_x) <= 2
     lower_right = next(c for c in grid.cells if c.row == 1 and c.box.x1 > upper_x)
     assert lower_right.box.x0 < (lower_x + upper_x) / 2
+
+
+def test_a_column_line_apart_from_its_neighbour_s_pieces_above_and_below_stays_its_own() -> None:
+    # The header and goal blocks draw their column line at nearly one place (one rule, in two
+    # pieces); the funds block between them draws its own 2.3 mm to the left. Where the two rules
+    # are printed they never run side by side, so the goal block keeps its line, and text set
+    # against it is not cut by the funds block's line.
+    mm = 180 / 25.4
+    page, (head_x, funds_x, goal_x) = stacked_blocks(180, 94.0, 91.7, 94.1)
+    grid = detect_grid(page, px_per_mm=mm)
+    _assert_consistent(grid)
+    assert len(grid.col_edges) == 4
+    assert abs(grid.col_edges[1] - funds_x) <= 2 and abs(grid.col_edges[2] - goal_x) <= 2
+    goal_left = next(c for c in grid.cells if c.row == 2 and c.col == 0)
+    assert goal_left.box.x1 > goal_x - 0.6 * mm
 
 
 def test_print_set_against_its_own_block_s_piece_of_a_column_line_stays_in_its_cell() -> None:
