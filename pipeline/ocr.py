@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from typing import Literal
 
 import cv2
@@ -360,6 +361,8 @@ class CellReader:
                 text = self._agreed_on_retry(cell, text)
             if text.source == "paddle":
                 text = restored_by_tesseract_views(text)
+            if text.source == "paddle":
+                text = marks_restored_by_tesseract_views(text)
             out.append(settle_comparator(cell, text, tess.text))
         return out
 
@@ -429,6 +432,63 @@ def restored_by_tesseract_views(text: CellText) -> CellText:
         return text
     restored = next(v for v in views if comparable(v) == best)
     return CellText(restored, text.confidence, "tesseract_views", text.readings)
+
+
+MARK_VIEWS_AGREEING = 3
+MARK_CONTEXT = 2  # characters either side of a restored mark every agreeing view must read as PP-OCR did
+_MARK = re.compile(r"[,。、;:]")  # after NFKC ，；： are ,;:
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def marks_restored_by_tesseract_views(text: CellText) -> CellText:
+    """PP-OCR drops a mark where a line of a paragraph starts or ends (检查⏎，及时 read as
+    检查⏎及时) where Tesseract, garbling other parts, reads it. A mark that
+    ``MARK_VIEWS_AGREEING`` of Tesseract's views read between the same two characters of
+    PP-OCR's reading, with ``MARK_CONTEXT`` characters either side read alike, is put back
+    (evidence class ``tesseract_views``)."""
+    chars, where = _comparable_chars(text.text)
+    views = [comparable(repair_text(v)) for k, v in text.readings.items() if k.startswith("tesseract") and v.strip()]
+    votes: Counter[tuple[int, str]] = Counter()
+    for view in views:
+        votes.update(set(_marks_added(chars, view)))
+    marks = sorted((at, mark) for (at, mark), n in votes.items() if n >= MARK_VIEWS_AGREEING)
+    if not marks:
+        return text
+    out, last = [], 0
+    for at, mark in marks:
+        cut = where[at - 1] + 1  # straight after the character before: a line's end, not the next line's start
+        out += [text.text[last:cut], _FULL_WIDTH.get(mark, mark)]
+        last = cut
+    return CellText("".join(out) + text.text[last:], text.confidence, "tesseract_views", text.readings)
+
+
+_FULL_WIDTH = {",": "，", ";": "；", ":": "："}
+
+
+def _comparable_chars(text: str) -> tuple[str, list[int]]:
+    """``comparable(text)``, and for each of its characters the index in ``text`` it came from."""
+    chars, where = [], []
+    for i, ch in enumerate(text):
+        for c in "".join(unicodedata.normalize("NFKC", ch).split()):
+            chars.append(c)
+            where.append(i)
+    return "".join(chars), where
+
+
+def _marks_added(paddle: str, view: str) -> list[tuple[int, str]]:
+    """(position in ``paddle``, mark) for each lone mark ``view`` has between two characters of
+    ``paddle`` it reads alike ``MARK_CONTEXT`` characters either side, all of them CJK."""
+    k = MARK_CONTEXT
+    added = []
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, paddle, view, autojunk=False).get_opcodes():
+        if op != "insert" or j2 - j1 != 1 or not _MARK.fullmatch(view[j1]):
+            continue
+        before, after = paddle[i1 - k:i1], paddle[i1:i1 + k]
+        if i1 < k or len(after) < k or not all(_CJK.fullmatch(c) for c in before + after):
+            continue
+        if view[j1 - k:j1] == before and view[j2:j2 + k] == after:
+            added.append((i1, view[j1]))
+    return added
 
 
 _COMPARATOR = re.compile(r"^[≥≤><]+(?=\d|预算)")

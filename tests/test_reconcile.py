@@ -99,6 +99,36 @@ def test_simplified_text_is_left_as_printed():
     assert {t for t in texts if simplified(t) != t} == set()
 
 
+def test_a_mark_paddle_dropped_at_a_line_s_edge_comes_back_when_three_views_read_it():
+    from pipeline.ocr import marks_restored_by_tesseract_views
+
+    paddle = "和监督检查\n及时发现并处置各类问题，保\n障安全稳定运行。\n规范管理\n建立健全长效机制"
+    truth = "和监督检查，\n及时发现并处置各类问题，保\n障安全稳定运行。\n规范管理，\n建立健全长效机制"
+    views = (
+        "和监督检查\n，及时发现并处置各类问题，保\n障安全稳定运行。\n规范管理，\n建立健全长效机制",
+        "和监督检查\n，及时发现并处十各类问题，保\n障安全稳定运行。\n规范管理，\n建立健全",  # garbled elsewhere, and cut short
+        "和监督检查\n，及时发现并处置各类问题，1\n漳安全稳定运行 。\n规范管理 ，\n建立健全长效机制",
+        "和监督检查\n、及时发现并处置各类问题，\n障安全稳定运行。\n规范管理\n建立健全长效机制",
+    )
+    got = marks_restored_by_tesseract_views(_after_retries(paddle, *views))
+    assert (got.text, got.source) == (truth, "tesseract_views")
+
+
+@pytest.mark.parametrize(
+    "views",
+    [
+        ("监督检查\n，及时发现", "监督检查\n，及时发现", "监督检查\n.及时发现", "监督检查\n_及时发现"),  # two views only
+        ("监督检杳\n，及时发现", "监督检杳\n，及时发现", "监督检杳\n，及时发现", ""),  # the character before differs
+        ("监督检查\n，，及时发现", "监督检查\n，，及时发现", "监督检查\n，，及时发现", ""),  # not a lone mark
+    ],
+)
+def test_a_mark_is_put_back_only_where_three_views_read_it_between_characters_read_alike(views):
+    from pipeline.ocr import marks_restored_by_tesseract_views
+
+    got = marks_restored_by_tesseract_views(_after_retries("监督检查\n及时发现", *views))
+    assert (got.text, got.source) == ("监督检查\n及时发现", "paddle")
+
+
 def _after_retries(paddle: str, *views: str):
     """PP-OCR's reading as ``second_opinions`` leaves it when no view of Tesseract's read the same."""
     from pipeline.ocr import CellText
