@@ -388,10 +388,27 @@ _STRUCTURE_REASONS = (rule_reason("layout"), rule_reason("label_in_value"))
 
 def layout_doubt(page: AssembledPage, flags: list[Flag]) -> str | None:
     """Why the page's layout is in doubt (a column header not found, a cell reaching under two
-    headers, a label read inside a value), or None."""
+    headers, a label read inside a value), or None. A label's value cut wrong (a rule found in
+    the 项目名称 row's text) puts only its rows in doubt (``rows_in_doubt``)."""
     if page.unmapped:
         return next(iter(page.unmapped.values()))
-    return next((flag.message for flag in flags if flag.reason in _STRUCTURE_REASONS), None)
+    return next((flag.message for flag in flags if flag.reason in _STRUCTURE_REASONS and not _cut_label_value(page, flag)), None)
+
+
+def rows_in_doubt(page: AssembledPage, flags: list[Flag]) -> set[int]:
+    """The grid rows a label's value cut wrong lies in, and the rows next to them: a rule found
+    in a row's text runs on into its neighbours at most, and may have cut their glyphs too."""
+    rows: set[int] = set()
+    for flag in flags:
+        if flag.reason in _STRUCTURE_REASONS and _cut_label_value(page, flag):
+            cell = page.evidence[flag.field].cell
+            rows.update(range(cell.row - 1, cell.row + cell.row_span + 1))
+    return rows
+
+
+def _cut_label_value(page: AssembledPage, flag: Flag) -> bool:
+    # a value printed beside its label (no "[": not a table row), read from a cell of the grid
+    return flag.reason == _STRUCTURE_REASONS[0] and "[" not in flag.field and flag.field in page.evidence
 
 
 def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
@@ -406,6 +423,16 @@ def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
     for flag in (*confidence_flags(page, evidence_classes(page, lexicon)), *rule_flags(page.record)):
         flags.setdefault((flag.field, flag.reason), flag)
     why = layout_doubt(page, list(flags.values()))
+    rows = rows_in_doubt(page, list(flags.values())) if why is None else set()
+    if rows:
+        flagged = {field for field, _ in flags}
+        for path, evidence in page.evidence.items():
+            cell = evidence.cell
+            if path not in flagged and rows & set(range(cell.row, cell.row + cell.row_span)):
+                flags[(path, LAYOUT_DOUBT)] = Flag(
+                    field=path, reason=LAYOUT_DOUBT, readings=dict(evidence.text.readings),
+                    message="a rule may have been found in the text of a row beside this one: to be checked",
+                )
     if why is not None:
         flagged = {field for field, _ in flags}
         for path, evidence in page.evidence.items():

@@ -215,6 +215,16 @@ def test_a_value_cut_by_a_rule_found_in_its_text_is_joined_and_flagged():
     assembled = assemble_record(Grid(grid.row_edges, grid.col_edges, cells), texts, "（2020年度）")
     assert assembled.record.project_name == truth.project_name
     assert "project_name" in assembled.misaligned
+    # The stroke's rule may run on into the rows beside, and cut their glyphs: their fields go to
+    # review too. The tables below keep their own evidence: the page's layout is not in doubt.
+    from pipeline.validate import layout_doubt, validate
+
+    flags = validate(assembled)
+    assert layout_doubt(assembled, flags) is None
+    assert {f.field for f in flags if f.reason == "rule:layout"} == {"project_name"}
+    beside = {path for path, ev in assembled.evidence.items() if abs(ev.cell.row - value.row) <= 1} - {"project_name"}
+    assert {"department", "implementing_unit"} <= beside
+    assert {f.field for f in flags if f.reason == "rule:layout_doubt"} == beside
 
 
 @pytest.mark.parametrize("printed", ["实施单位", "实见单位|"])  # as printed, and 施 misread with the rule's remnant
