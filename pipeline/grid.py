@@ -221,9 +221,8 @@ class _Rule:
 
     def shared(self, other: _Rule) -> int:
         """How long a stretch this rule's pieces and ``other``'s both cover."""
-        return sum(
-            max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in self.stretches() for s2, e2 in other.stretches()
-        )
+        theirs = other.stretches()
+        return sum(max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in self.stretches() for s2, e2 in theirs)
 
 
 def _paper_beside(gray: np.ndarray, d: int, horizontal: bool) -> np.ndarray:
@@ -536,8 +535,8 @@ def _merge_close(rules: list[_Rule], min_sep: float, join: float | None = None) 
     at one place, a rule in two pieces with the other's between them)."""
     out: list[_Rule] = []
     for r in sorted(rules, key=lambda r: r.pos):
-        apart = join is not None and out and r.shared(out[-1]) <= join
-        if out and r.pos - out[-1].pos < min_sep and not apart:
+        close = bool(out) and r.pos - out[-1].pos < min_sep
+        if close and not (join is not None and r.shared(out[-1]) <= join):
             keep, drop = (out[-1], r) if out[-1].covered() >= r.covered() else (r, out[-1])
             merged = _Rule(keep.pos, keep.segments + drop.segments)
             out[-1] = merged

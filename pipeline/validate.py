@@ -383,7 +383,8 @@ def confidence_flags(page: AssembledPage, classes: dict[str, str]) -> Iterator[F
 LAYOUT_DOUBT = rule_reason("layout_doubt")
 # Flags that say the table's structure was misread (a missed rule, a header not found), not
 # one value: the cells around may be cut or mapped wrong too, however sure their readings are.
-_STRUCTURE_REASONS = (rule_reason("layout"), rule_reason("label_in_value"))
+_LAYOUT = rule_reason("layout")
+_STRUCTURE_REASONS = (_LAYOUT, rule_reason("label_in_value"))
 
 
 def layout_doubt(page: AssembledPage, flags: list[Flag]) -> str | None:
@@ -400,7 +401,7 @@ def rows_in_doubt(page: AssembledPage, flags: list[Flag]) -> set[int]:
     in a row's text runs on into its neighbours at most, and may have cut their glyphs too."""
     rows: set[int] = set()
     for flag in flags:
-        if flag.reason in _STRUCTURE_REASONS and _cut_label_value(page, flag):
+        if _cut_label_value(page, flag):
             cell = page.evidence[flag.field].cell
             rows.update(range(cell.row - 1, cell.row + cell.row_span + 1))
     return rows
@@ -408,7 +409,7 @@ def rows_in_doubt(page: AssembledPage, flags: list[Flag]) -> set[int]:
 
 def _cut_label_value(page: AssembledPage, flag: Flag) -> bool:
     # a value printed beside its label (no "[": not a table row), read from a cell of the grid
-    return flag.reason == _STRUCTURE_REASONS[0] and "[" not in flag.field and flag.field in page.evidence
+    return flag.reason == _LAYOUT and "[" not in flag.field and flag.field in page.evidence
 
 
 def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
@@ -424,23 +425,17 @@ def validate(page: AssembledPage, lexicon: Lexicon | None = None) -> list[Flag]:
         flags.setdefault((flag.field, flag.reason), flag)
     why = layout_doubt(page, list(flags.values()))
     rows = rows_in_doubt(page, list(flags.values())) if why is None else set()
-    if rows:
-        flagged = {field for field, _ in flags}
-        for path, evidence in page.evidence.items():
-            cell = evidence.cell
-            if path not in flagged and rows & set(range(cell.row, cell.row + cell.row_span)):
-                flags[(path, LAYOUT_DOUBT)] = Flag(
-                    field=path, reason=LAYOUT_DOUBT, readings=dict(evidence.text.readings),
-                    message="a rule may have been found in the text of a row beside this one: to be checked",
-                )
+    message = (f"the page's layout is in doubt ({why}): every field is to be checked" if why is not None
+               else "a rule may have been found in the text of a row beside this one: to be checked")
+    flagged = {field for field, _ in flags}
+    for path, evidence in page.evidence.items():
+        cell = evidence.cell
+        in_doubt = why is not None or not rows.isdisjoint(range(cell.row, cell.row + cell.row_span))
+        if in_doubt and path not in flagged:
+            flags[(path, LAYOUT_DOUBT)] = Flag(
+                field=path, reason=LAYOUT_DOUBT, readings=dict(evidence.text.readings), message=message
+            )
     if why is not None:
-        flagged = {field for field, _ in flags}
-        for path, evidence in page.evidence.items():
-            if path not in flagged:
-                flags[(path, LAYOUT_DOUBT)] = Flag(
-                    field=path, reason=LAYOUT_DOUBT, readings=dict(evidence.text.readings),
-                    message=f"the page's layout is in doubt ({why}): every field is to be checked",
-                )
         # rows the grid lost have no field to flag: the table itself is to be checked
         for name, value in page.record:
             if isinstance(value, list) and (name, LAYOUT_DOUBT) not in flags and name not in flagged:
