@@ -398,8 +398,9 @@ class CellReader:
 
 
 TESSERACT_VIEWS_AGREEING = 2
-# What PP-OCR drops from a paragraph: characters and the marks between phrases, never specks or digits.
-_DROPPED_BY_PADDLE = re.compile(r"[\u4e00-\u9fff,。、;:]+")  # after NFKC ，；： are ,;:
+# What PP-OCR drops from a paragraph: characters and the marks between phrases, never specks or
+# digits. Not ":": Tesseract reads a 。 as ":", and these values print no colon.
+_DROPPED_BY_PADDLE = re.compile(r"[\u4e00-\u9fff,。、;]+")  # after NFKC ，； are ,;
 
 
 def left_out(part: str, whole: str) -> str | None:
@@ -430,13 +431,26 @@ def restored_by_tesseract_views(text: CellText) -> CellText:
     added = left_out(paddle, best)
     if added is None or not _DROPPED_BY_PADDLE.fullmatch(added):
         return text
+    if _after_last(paddle, best) not in ("", "。"):
+        return text  # after the last character only a full stop is ever dropped
     restored = next(v for v in views if comparable(v) == best)
     return CellText(restored, text.confidence, "tesseract_views", text.readings)
 
 
+def _after_last(part: str, whole: str) -> str:
+    """What ``whole`` has after the last of ``part``'s characters, matched as ``left_out`` does."""
+    i = 0
+    for k, ch in enumerate(whole):
+        if i < len(part) and ch == part[i]:
+            i += 1
+            if i == len(part):
+                return whole[k + 1:]
+    return whole
+
+
 MARK_VIEWS_AGREEING = 3
 MARK_CONTEXT = 2  # characters either side of a restored mark every agreeing view must read as PP-OCR did
-_MARK = re.compile(r"[,。、;:]")  # after NFKC ，；： are ,;:
+_MARK = re.compile(r"[,。、;]")  # after NFKC ，； are ,; (a ":" is how Tesseract reads a 。)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -510,6 +524,7 @@ _TESSERACT_PERCENT = (
 )
 _TESSERACT_BRACKETS = str.maketrans({"〈": "(", "〉": ")"})
 _NUMERIC_WITH_O = re.compile(r"^[\dO.%]*O[\dO.%]*$")
+_SPECK_BEFORE_NUMBER = re.compile(r"^[.'`]+(?=\d)")  # no printed number starts with a point
 
 
 def _tesseract_readings(text: str, after_ge: bool = False) -> set[str]:
@@ -522,7 +537,7 @@ def _tesseract_readings(text: str, after_ge: bool = False) -> set[str]:
     base = comparable(text).translate(_TESSERACT_BRACKETS).replace("((", "(")
     if _NUMERIC_WITH_O.match(base):
         base = base.replace("O", "0")
-    base = _TESSERACT_COMPARATOR.sub("", base)
+    base = _TESSERACT_COMPARATOR.sub("", _SPECK_BEFORE_NUMBER.sub("", base))
     bases = {base, _TESSERACT_GLUED_TWO.sub("", base)} if after_ge else {base}
     return bases | {pattern.sub(replacement, b) for b in bases for pattern, replacement in _TESSERACT_PERCENT}
 
@@ -530,6 +545,11 @@ def _tesseract_readings(text: str, after_ge: bool = False) -> set[str]:
 def _agrees_but_for_tesseract_traps(p_text: str, *t_texts: str) -> bool:
     p_key = comparable(p_text)
     comparator = (_COMPARATOR.match(p_key) or [""])[0]
+    if comparator in _DOUBLED_COMPARATORS:
+        # ">≥6场": the > must be read exactly, the ≥ after it may be any of its misreadings
+        strict = comparator[0]
+        return any(comparable(t).startswith(strict) and _agrees_but_for_tesseract_traps(
+            p_key[len(strict):], comparable(t)[len(strict):]) for t in t_texts)
     # PP-OCR reads ≥/≤ reliably, but at low resolution it may read ≥ as >: a > or < is
     # certified only by Tesseract reading exactly the same, never through its traps.
     if comparator not in ("", "≥", "≤"):
@@ -538,6 +558,7 @@ def _agrees_but_for_tesseract_traps(p_text: str, *t_texts: str) -> bool:
                                for t in t_texts)
 
 
+_DOUBLED_COMPARATORS = (">≥", "<≤")
 _AGREED = ("agreed", "agreed_but_trap", "agreed_on_retry")
 _WITH_BAR = {">": "≥", "<": "≤", "≥": "≥", "≤": "≤"}
 _WITHOUT_BAR = {"≥": ">", "≤": "<", ">": ">", "<": "<"}

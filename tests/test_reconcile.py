@@ -43,6 +43,9 @@ def test_agreement_certifies_after_repair():
         ("≥90%", "之 90为"),  # another character for %
         ("95%", "953%"),  # % as 3% (deve-031, hard-003)
         ("66.11%", "66.113%"),  # and in a rate (hard-024)
+        (">≥6场", ">二6场"),  # a doubled comparator: > read exactly, ≥ through its traps
+        (">≥5000人次", ">>5000人次"),
+        ("95%", ".95%"),  # a speck before a number
     ],
 )
 def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesseract):
@@ -62,6 +65,9 @@ def test_tesseract_known_misreadings_do_not_count_as_disagreement(paddle, tesser
         ("90%", "80为"),  # a garbled % leaves the digits as they are
         ("95%", "9%4"),
         ("项目O", "项目0"),  # O and 0 are one only in numbers
+        (">≥6场", "≥6场"),  # the > of a doubled comparator is certified only by a > read
+        (">≥6场", "<二6场"),
+        ("95%", "0.95%"),
     ],
 )
 def test_real_disagreements_stay_disagreements(paddle, tesseract):
@@ -120,6 +126,7 @@ def test_a_mark_paddle_dropped_at_a_line_s_edge_comes_back_when_three_views_read
         ("监督检查\n，及时发现", "监督检查\n，及时发现", "监督检查\n.及时发现", "监督检查\n_及时发现"),  # two views only
         ("监督检杳\n，及时发现", "监督检杳\n，及时发现", "监督检杳\n，及时发现", ""),  # the character before differs
         ("监督检查\n，，及时发现", "监督检查\n，，及时发现", "监督检查\n，，及时发现", ""),  # not a lone mark
+        ("监督检查 : 及时发现", "监督检查 : 及时发现", "监督检查 : 及时发现", ""),  # Tesseract's ":" for a 。
     ],
 )
 def test_a_mark_is_put_back_only_where_three_views_read_it_between_characters_read_alike(views):
@@ -145,8 +152,11 @@ def test_a_phrase_paddle_dropped_comes_back_when_two_tesseract_views_agree():
     first = "个别服务对象对办理时限提出意见将进一步优化办事流程"
     got = restored_by_tesseract_views(_after_retries(dropped, first, truth, truth, truth[:-2]))
     assert (got.text, got.source) == (truth, "tesseract_views")
-    comma = restored_by_tesseract_views(_after_retries("资金按进度拨付社区卫生", "资金按进度拨付，社区卫生", "资金按进度拨付，社区卫生"))
-    assert (comma.text, comma.source) == ("资金按进度拨付，社区卫生", "tesseract_views")
+    paragraph = "项目按合同约定有序推进，资金按进度拨付社区卫生服务运行平稳"
+    comma = restored_by_tesseract_views(_after_retries(paragraph, *[paragraph.replace("拨付", "拨付，")] * 2))
+    assert (comma.text, comma.source) == (paragraph.replace("拨付", "拨付，"), "tesseract_views")
+    stop = restored_by_tesseract_views(_after_retries(paragraph, *[paragraph + "。"] * 2))
+    assert (stop.text, stop.source) == (paragraph + "。", "tesseract_views")  # a paragraph's full stop
     # Tesseract alone now vouches for the text: it still goes to a reviewer
     from pipeline.confidence import REVIEW_BELOW, calibrated_confidence, evidence_class
 
@@ -160,6 +170,10 @@ def test_a_phrase_paddle_dropped_comes_back_when_two_tesseract_views_agree():
         ("≥90%", ("≥909%", "≥909%")),  # a digit added: a misread %, not a dropped one
         ("提升服务质量", ("提升服务质量。", "提升服务质量")),  # only one view reads the mark
         ("提升服务质量", ("提升服努质量。", "提升服努质量。")),  # Tesseract differs in a character too
+        ("企业满意度", ("企业满意度:", "企业满意度:")),  # Tesseract's ":" for a speck after the last character
+        ("已按计划完成公共法律服务相关工作，各项指标基本达到预期。", ("已按计划完成公共法律服务相关工作，各项指标基本达到预期。:",) * 2),
+        ("已按计划完成公共法律服务相关工作，各项指标基本达到预期", ("已按计划完成公共法律服务相关工作，各项指标基本达到预期，",) * 2),
+        ("已按计划完成公共法律服务相关工作各项指标基本达到预期。", ("已按计划完成公共法律服务相关工作:各项指标基本达到预期。",) * 2),
     ],
 )
 def test_what_tesseract_adds_is_kept_only_when_it_is_characters_or_marks_two_views_read(paddle, views):
