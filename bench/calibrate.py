@@ -1,11 +1,11 @@
 """Fit per-field confidence on a calibration set; report its reliability on another set.
 
-    python -m bench.calibrate fit data/calibration/truth       # writes pipeline/calibration.json
-    python -m bench.calibrate report data/eval/truth            # reliability table
+    python -m bench.calibrate fit data/calibration/truth data/calc-cal/truth   # writes pipeline/calibration.json
+    python -m bench.calibrate report data/eval/truth                           # reliability table
 
 Every field read from a cell falls in an evidence class (see pipeline/confidence.py).
-``fit`` runs the pipeline on the calibration set and sets each class's confidence to
-its observed rate of right fields, with Jeffreys' half a right and half a wrong reading
+``fit`` runs the pipeline on the calibration sets (one per fitted style) and sets each
+class's confidence to its observed rate of right fields, with Jeffreys' half a right and half a wrong reading
 added so that a small class is not trusted blindly. Pages whose layout is in doubt are left
 out: every field on them is flagged whatever its class (``pipeline.validate.layout_doubt``).
 ``report`` runs on a different set and prints,
@@ -55,17 +55,23 @@ def _classify(job: tuple[str, int]) -> tuple[dict | None, dict[str, str]]:
     return extraction.result.record.model_dump(mode="json"), classes
 
 
-def observe(truth_dir: Path, workers: int, wrong: list[str] | None = None) -> list[tuple[str, bool]]:
-    """(evidence class, right?) for every field read from a cell on every page of the set.
+def pages_of(truth_dirs: list[Path]) -> tuple[list[tuple[str, int]], list[dict]]:
+    """(scan file, page number) and the page's true leaf fields, for every page of the sets."""
+    jobs, truths = [], []
+    for truth_file in sorted(f for truth_dir in truth_dirs for f in truth_dir.glob("*.json")):
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+        for page in truth["pages"]:
+            jobs.append((str(truth_file.parent.parent / truth["file"]), page["page"]))
+            truths.append(leaf_fields(page["record"]))
+    return jobs, truths
+
+
+def observe(truth_dirs: list[Path], workers: int, wrong: list[str] | None = None) -> list[tuple[str, bool]]:
+    """(evidence class, right?) for every field read from a cell on every page of the sets.
 
     ``wrong``: if given, gets one line per wrong field (page, field, class, truth, reading).
     """
-    jobs, truths = [], []
-    for truth_file in sorted(truth_dir.glob("*.json")):
-        truth = json.loads(truth_file.read_text(encoding="utf-8"))
-        for page in truth["pages"]:
-            jobs.append((str(truth_dir.parent / truth["file"]), page["page"]))
-            truths.append(leaf_fields(page["record"]))
+    jobs, truths = pages_of(truth_dirs)
     observations, left_out = [], []
     with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
         for job, truth, (record, classes) in zip(jobs, truths, pool.map(_classify, jobs)):
@@ -119,7 +125,7 @@ def report(observations: list[tuple[str, bool]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("fit", "report"))
-    parser.add_argument("truth", type=Path)
+    parser.add_argument("truth", type=Path, nargs="+", help="truth folders of one or more sets")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--wrong", action="store_true", help="list every wrong field with its evidence class")
     args = parser.parse_args()
@@ -127,7 +133,7 @@ def main() -> None:
     observations = observe(args.truth, args.workers, wrong)
     if args.mode == "fit":
         table = fit(observations)
-        table["fitted_on"] = str(args.truth)
+        table["fitted_on"] = [str(t) for t in args.truth]
         CALIBRATION_FILE.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {CALIBRATION_FILE} from {len(observations)} fields")
     report(observations)
