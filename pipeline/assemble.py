@@ -42,6 +42,7 @@ class AssembledPage:
     unparseable: dict[str, str] = field(default_factory=dict)  # field path -> text that is no number
     unmapped: dict[str, str] = field(default_factory=dict)  # field path -> why no cell could be found for it
     misaligned: dict[str, str] = field(default_factory=dict)  # field path -> why its cell looks cut wrong
+    cut_values: dict[str, tuple[Cell, ...]] = field(default_factory=dict)  # field path -> the cells its value was cut into
     layout_failed: str | None = None  # why the template's layout could not be mapped onto the table
     under_seal: set[str] = field(default_factory=set)  # fields whose cell a grey seal's erasure changed
 
@@ -538,9 +539,13 @@ def _take_row(table: _Table, section: Section, row: int, i: int, columns, gramma
             table.texts[cell] = replace(text, text=joined)
             values[key] = take(path, cell, grammar[key])
             table.texts[cell] = text
-            page.misaligned[path] = "the value is cut in two under its header: a rule may have been found in its text"
+            page.misaligned[path] = CUT_IN_TWO
+            page.cut_values[path] = (cell, *rest)
     page.misaligned.update(_shared_cells(cells, f"{section.name}[{i}]", section.headers))
     return values
+
+
+CUT_IN_TWO = "the value is cut in two under its header: a rule may have been found in its text"
 
 
 def _cut_off_under(table: _Table, cell: Cell, end: int) -> list[Cell]:

@@ -6,8 +6,8 @@ bad page or file: the error becomes the result, so a batch always goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +125,30 @@ def read_cells(
     asked = [cell for cell in cells if cell not in settled]
     second = reader.second_opinions([(cells[cell], first[cell]) for cell in asked])
     return template, grid, {**first, **dict(zip(asked, second))}
+
+
+READ_ACROSS_CUT = "a rule was found in the value's text: read again across it"
+
+
+def read_across_cuts(
+    image: np.ndarray, dpi: int, grid: Grid, texts: dict[Cell, CellText], cuts: Iterable[tuple[Cell, ...]],
+    reader: CellReader, vocabulary: frozenset[str],
+) -> tuple[Grid, dict[Cell, CellText]]:
+    """``grid`` with each run of cells a value was cut into (a glyph's stroke taken for a rule:
+    河道水质达|标率) made one cell, and that cell read anew: joining the pieces' readings keeps
+    what the cut took (the stroke itself, erased as a rule: 标 read as 示)."""
+    merged, new_texts = {}, dict(texts)
+    for pieces in cuts:
+        first, last = pieces[0], pieces[-1]
+        box = Box(first.box.x0, min(c.box.y0 for c in pieces), last.box.x1, max(c.box.y1 for c in pieces))
+        cell = Cell(first.row, first.col, first.row_span, last.col + last.col_span - first.col, box)
+        merged.update((piece, cell) for piece in pieces)
+        cell_image = prepare_cell(image, box, dpi)
+        (new_texts[cell],) = reader.second_opinions([(cell_image, reader.first_reading(cell_image, vocabulary))])
+        for piece in pieces:
+            new_texts.pop(piece, None)
+    cells = tuple(dict.fromkeys(merged.get(c, c) for c in grid.cells))
+    return replace(grid, cells=cells), new_texts
 
 
 def reread_under_seal(
@@ -275,6 +299,12 @@ def _extract_page_full(
                 other = assemble_record(faint, faint_texts, header, lexicon, template)
                 if _mapping_doubt(other) < _mapping_doubt(assembled):
                     grid, texts, assembled = faint, faint_texts, other
+        if assembled.cut_values:
+            grid, texts = read_across_cuts(image, page.dpi, grid, texts, assembled.cut_values.values(), reader,
+                                           form_vocabulary(lexicon, template))
+            cut = assembled.cut_values
+            assembled = assemble_record(grid, texts, header, lexicon, template)
+            assembled.misaligned.update((path, READ_ACROSS_CUT) for path in cut)
         if assembled.layout_failed:
             require_form_shown(template, header, [text.text for text in texts.values()], assembled.layout_failed)
         if seals and not page.was_colour:

@@ -262,6 +262,7 @@ def test_a_value_cut_by_a_false_rule_under_its_header_is_joined_and_flagged():
     # the rows around are read as before, and nothing else is said to be cut
     assert assembled.record.indicators == record.indicators
     assert set(assembled.misaligned) == {f"indicators[{i}].actual"}
+    assert assembled.cut_values == {f"indicators[{i}].actual": (left, right)}  # to be read again whole
 
 
 def test_a_section_whose_anchor_header_is_misread_is_found_by_its_other_headers():
