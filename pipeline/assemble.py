@@ -539,13 +539,10 @@ def _take_row(table: _Table, section: Section, row: int, i: int, columns, gramma
             table.texts[cell] = replace(text, text=joined)
             values[key] = take(path, cell, grammar[key])
             table.texts[cell] = text
-            page.misaligned[path] = CUT_IN_TWO
+            page.misaligned[path] = "the value is cut in two under its header: a rule may have been found in its text"
             page.cut_values[path] = (cell, *rest)
     page.misaligned.update(_shared_cells(cells, f"{section.name}[{i}]", section.headers))
     return values
-
-
-CUT_IN_TWO = "the value is cut in two under its header: a rule may have been found in its text"
 
 
 def _cut_off_under(table: _Table, cell: Cell, end: int) -> list[Cell]:

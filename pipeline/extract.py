@@ -143,8 +143,7 @@ def read_across_cuts(
         box = Box(first.box.x0, min(c.box.y0 for c in pieces), last.box.x1, max(c.box.y1 for c in pieces))
         cell = Cell(first.row, first.col, first.row_span, last.col + last.col_span - first.col, box)
         merged.update((piece, cell) for piece in pieces)
-        cell_image = prepare_cell(image, box, dpi)
-        (new_texts[cell],) = reader.second_opinions([(cell_image, reader.first_reading(cell_image, vocabulary))])
+        new_texts[cell] = reader.read(prepare_cell(image, box, dpi), vocabulary)
         for piece in pieces:
             new_texts.pop(piece, None)
     cells = tuple(dict.fromkeys(merged.get(c, c) for c in grid.cells))
@@ -299,10 +298,10 @@ def _extract_page_full(
                 other = assemble_record(faint, faint_texts, header, lexicon, template)
                 if _mapping_doubt(other) < _mapping_doubt(assembled):
                     grid, texts, assembled = faint, faint_texts, other
-        if assembled.cut_values:
-            grid, texts = read_across_cuts(image, page.dpi, grid, texts, assembled.cut_values.values(), reader,
+        cut = assembled.cut_values
+        if cut:
+            grid, texts = read_across_cuts(image, page.dpi, grid, texts, cut.values(), reader,
                                            form_vocabulary(lexicon, template))
-            cut = assembled.cut_values
             assembled = assemble_record(grid, texts, header, lexicon, template)
             assembled.misaligned.update((path, READ_ACROSS_CUT) for path in cut)
         if assembled.layout_failed:

@@ -406,13 +406,24 @@ _DROPPED_BY_PADDLE = re.compile(r"[\u4e00-\u9fff,。、;]+")  # after NFKC ，�
 def left_out(part: str, whole: str) -> str | None:
     """The characters of ``whole`` that ``part`` leaves out, when ``part``'s characters appear in
     ``whole`` in order (matched as early as they can be); None when they do not."""
-    out, i = [], 0
-    for ch in whole:
+    at = _matched_at(part, whole)
+    return None if at is None else _all_but(whole, at)
+
+
+def _matched_at(part: str, whole: str) -> list[int] | None:
+    """Where in ``whole`` each of ``part``'s characters is, matched in order as early as it can
+    be; None when they do not all appear in order."""
+    at, i = [], 0
+    for k, ch in enumerate(whole):
         if i < len(part) and ch == part[i]:
+            at.append(k)
             i += 1
-        else:
-            out.append(ch)
-    return "".join(out) if i == len(part) else None
+    return at if i == len(part) else None
+
+
+def _all_but(whole: str, at: list[int]) -> str:
+    skip = set(at)
+    return "".join(ch for k, ch in enumerate(whole) if k not in skip)
 
 
 def restored_by_tesseract_views(text: CellText) -> CellText:
@@ -428,24 +439,13 @@ def restored_by_tesseract_views(text: CellText) -> CellText:
     best, n = counts.most_common(1)[0]
     if n < TESSERACT_VIEWS_AGREEING or len(best) <= len(paddle):
         return text
-    added = left_out(paddle, best)
-    if added is None or not _DROPPED_BY_PADDLE.fullmatch(added):
+    at = _matched_at(paddle, best)
+    if at is None or not _DROPPED_BY_PADDLE.fullmatch(_all_but(best, at)):
         return text
-    if _after_last(paddle, best) not in ("", "。"):
+    if best[at[-1] + 1:] not in ("", "。"):
         return text  # after the last character only a full stop is ever dropped
     restored = next(v for v in views if comparable(v) == best)
     return CellText(restored, text.confidence, "tesseract_views", text.readings)
-
-
-def _after_last(part: str, whole: str) -> str:
-    """What ``whole`` has after the last of ``part``'s characters, matched as ``left_out`` does."""
-    i = 0
-    for k, ch in enumerate(whole):
-        if i < len(part) and ch == part[i]:
-            i += 1
-            if i == len(part):
-                return whole[k + 1:]
-    return whole
 
 
 MARK_VIEWS_AGREEING = 3
@@ -476,7 +476,7 @@ def marks_restored_by_tesseract_views(text: CellText) -> CellText:
     return CellText("".join(out) + text.text[last:], text.confidence, "tesseract_views", text.readings)
 
 
-_FULL_WIDTH = {",": "，", ";": "；", ":": "："}
+_FULL_WIDTH = {",": "，", ";": "；"}
 
 
 def _comparable_chars(text: str) -> tuple[str, list[int]]:

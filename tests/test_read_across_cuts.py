@@ -6,6 +6,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fixtures.generate import FONTS
 from pipeline.assemble import form_vocabulary
+from pipeline.cell_image import prepare_cell
 from pipeline.extract import read_across_cuts
 from pipeline.grid import Box, Cell, Grid
 from pipeline.lexicon import Lexicon
@@ -56,6 +57,4 @@ def test_a_value_cut_at_a_glyph_s_stroke_is_read_whole_as_one_cell(reader):
 
 
 def image_of(image, cell):
-    from pipeline.cell_image import prepare_cell
-
     return prepare_cell(image, cell.box, DPI)
