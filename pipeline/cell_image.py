@@ -65,6 +65,7 @@ def _ink_levels(crop: np.ndarray, paper: float) -> tuple[float, float]:
 
 
 BAND_LINE_INK = 0.25  # a line of a rule's band this much ink is the rule's
+RULE_SIDE_PX = 2  # a cleared rule's blurred sides lie within this of it
 
 
 RULE_PAST_MM = 0.8  # past the rule that bounds the cell (rules are <= 0.7 mm) ...
@@ -128,7 +129,31 @@ class _Outside:
         return _Ruled(goes_on(self.rows), goes_on(self.cols))
 
 
-def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class _Cleared:
+    """A crop's ink mask with its rule remnants cleared, and the rows and columns cleared
+    as lines inked almost end to end."""
+
+    mask: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+    def along_a_rule(self, stat: np.ndarray, dpi: int) -> bool:
+        """A thin piece lying along a cleared line: a blurred side of a rule drawn slightly
+        askew, which no line of the crop holds end to end."""
+        x, y, w, h = (int(v) for v in stat[:4])
+        width = max(2, dpi // 60)
+        return (w <= width and h > 3 * w and bool(_beside(self.cols)[x : x + w].all())) or (
+            h <= width and w > 3 * h and bool(_beside(self.rows)[y : y + h].all())
+        )
+
+
+def _beside(lines: np.ndarray) -> np.ndarray:
+    """Which lines of a crop lie within ``RULE_SIDE_PX`` of one of ``lines``."""
+    return np.convolve(lines, np.ones(2 * RULE_SIDE_PX + 1), "same") > 0
+
+
+def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None) -> _Cleared:
     """Drop rule remnants: long straight runs along the crop's edges, and lines inked almost end
     to end that go on outside the cell (``ruled``; any such line when None)."""
     h, w = mask.shape
@@ -156,7 +181,8 @@ def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None)
         full_cols &= ruled.cols
     out[full_rows] = False
     out[:, full_cols] = False
-    return out
+    return _Cleared(out, full_rows, full_cols)
+
 
 
 def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
@@ -191,10 +217,11 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     min_area = _min_area(dpi)
     # The text's extent comes from the faint mask, so thin light strokes are not cut off.
     faint_raw = crop <= faint_level
-    faint = _clear_border_rules(faint_raw, dpi, outside.at(faint_level))
+    cleared = _clear_border_rules(faint_raw, dpi, outside.at(faint_level))
+    faint = cleared.mask
     n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.view(np.uint8), connectivity=8)
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not _edge_sliver(stats[i], faint.shape, dpi)]
-    if not keep:
+    if all(cleared.along_a_rule(stats[i], dpi) for i in keep):
         # What looked like ink was a rule crossing the cell (a missed column line), or at the
         # faint level it joined a rule along the crop's edge and went with it: no text.
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
@@ -284,10 +311,12 @@ def _ink_extent(crop: np.ndarray, level: float, dpi: int, ruled: _Ruled) -> tupl
     """Bounding box (x0, y0, x1, y1) of the ink at or below ``level``, rules and specks left out."""
     if not level:
         return None
-    ink = _clear_border_rules(crop <= level, dpi, ruled)
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi) and not _edge_sliver(stats[i], ink.shape, dpi)]
-    return _bounds(stats, keep) if keep else None
+    cleared = _clear_border_rules(crop <= level, dpi, ruled)
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(cleared.mask.view(np.uint8), connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi) and not _edge_sliver(stats[i], cleared.mask.shape, dpi)]
+    if all(cleared.along_a_rule(stats[i], dpi) for i in keep):
+        return None  # nothing but a rule's sides (or nothing at all)
+    return _bounds(stats, keep)
 
 
 def _edge_sliver(stat: np.ndarray, shape: tuple[int, ...], dpi: int) -> bool:

@@ -236,3 +236,17 @@ def test_a_dot_under_a_short_centred_line_stays_where_it_is():
 def test_a_speck_under_a_full_centred_line_stays_where_it_is():
     # the scan's noise left a speck of ~0.4 mm in the middle under 315.50: no 。 of 9-12 pt
     assert line_with_mark_below("各项指标基本达到预期", mark_at_mm=30, speck_mm=0.4) == 2
+
+
+
+def test_the_sides_of_an_askew_rule_through_an_empty_cell_are_no_text():
+    # Cut, with 40 px of the page around it, from a 290 dpi calc-style scan: a grey column
+    # rule left a little askew by the deskew runs down inside the cell's right edge. Its core
+    # is cleared as a rule; its blurred sides, which no column holds end to end, are all the
+    # ink there is besides, and both engines read them as nothing.
+    page = cv2.imread(str(Path(__file__).parents[1] / "fixtures/cells/askew_rule_in_empty_cell.png"), cv2.IMREAD_GRAYSCALE)
+    box = Box(40, 40, page.shape[1] - 40, page.shape[0] - 40)
+    crop = page[box.y0 : box.y1, box.x0 : box.x1]
+    inked = (crop < 200).mean(axis=0)
+    assert (inked > 0.85).any() and ((inked > 0.2) & (inked < 0.85)).any()  # a core and its sides
+    assert prepare_cell(page, box, 290).kind == "blank"
