@@ -1,14 +1,13 @@
-"""Bulk ingest into the review queue as Prefect flows: one task per page, resumable and idempotent.
+"""Bulk ingest into the review queue as Prefect flows: resumable, idempotent, supervised.
 
 ``ingest_batch`` plans the files (``pipeline.extract.plan_pages``), keys each by the sha256 of
-its bytes, and runs one task per page, grouped by document, on a bounded task runner (threads
-by default, or a Dask cluster). A task reads, extracts and stores its page in one transaction
-(``review.ingest``), so a batch killed at any moment leaves whole pages, and run again it skips
-them: task results are cached by content (the page's file hash and number, the queue, the
-task's source; not the file's name) and persisted under ``$PREFECT_HOME``, and a page the queue
-already holds is never read again. The queue, not the cache, has the last word: a page the
-queue lacks runs even if a cached result says it was stored (the queue was reset, or is
-another one), and at the end every planned page is looked up in the queue.
+its bytes, and hands the pages the queue does not hold yet to the page pool
+(``formscan.pool``: worker processes, a deadline per page, crash isolation), the one way
+every command reads pages. Each page that comes back is stored by a ``store-page`` task in
+one transaction (``review.ingest``), so a batch stopped at any moment leaves whole pages, and
+run again it reads only the pages not stored. A page whose worker crashed or ran past its
+deadline is stored as a ``crashed`` or ``timeout`` row, and later runs leave it alone unless
+asked to retry it. At the end every planned page is looked up in the queue.
 
 ``ingest_inbox`` is the overnight pass: the new files of a folder through ``ingest_batch``,
 then each moved to ``done/`` or ``failed/``, with a report.
@@ -17,39 +16,41 @@ then each moved to ``done/`` or ``failed/``, with a report.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from prefect import flow, tags, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
-from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Crashed, State
 from prefect.tasks import exponential_backoff
 
-from flows.resources import queue_store, thread_reader
+from flows.resources import queue_store
+from formscan.pool import PagePool, PageWork, ReadSettings
 from models import PageResult
 from pipeline.errors import DuplicateFileError, FormscanError
-from pipeline.extract import error_result, plan_pages
+from pipeline.extract import PageExtraction, error_result, plan_pages
 from pipeline.read import DOCUMENT_SUFFIXES, file_sha256
 from pipeline.validate import LAYOUT_FAILED
 from review.ingest import (
     DEFAULT_AUDIT_RATE,
     TRANSIENT_ERRORS,
+    forget_unfinished_pages,
     new_batch,
     pages_in_queue,
-    read_for_queue,
+    queue_lexicon,
     record_refused_file,
     refused_file_sha256,
     store_extraction,
 )
-from review.store import WHOLE_FILE, PageRow, database_url
+from review.store import WHOLE_FILE, PageRow, ReviewStore, database_url
 
 NOT_STORED = "not_stored"  # the error kind of a page whose task failed even after its retries
 SUMMARY_ARTIFACT, INBOX_ARTIFACT = "formscan-ingest-summary", "formscan-inbox-report"
@@ -189,6 +190,57 @@ def reporting_progress(progress: IngestProgress) -> Iterator[None]:
         _progress = previous
 
 
+# --- runs of this process ------------------------------------------------------------------
+
+RUN_PID_TAG, RUN_HOST_TAG = "formscan-pid:", "formscan-host:"
+
+
+@contextmanager
+def this_process_runs() -> Iterator[list[str]]:
+    """Flow runs started inside are tagged with this process; before they start, the runs an
+    earlier process left running when it was killed are marked ``Crashed`` (their names are
+    what the block is given)."""
+    abandoned = mark_abandoned_runs()
+    with tags(f"{RUN_PID_TAG}{os.getpid()}", f"{RUN_HOST_TAG}{socket.gethostname()}"):
+        yield abandoned
+
+
+def mark_abandoned_runs() -> list[str]:
+    """Mark ``Crashed`` this machine's flow runs still pending or running whose process is gone
+    (killed, or the machine went down); their names."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    unfinished = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
+    here = FlowRunFilterTags(all_=[f"{RUN_HOST_TAG}{socket.gethostname()}"])
+    marked = []
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(state=unfinished, tags=here)):
+            pid = next((int(tag.removeprefix(RUN_PID_TAG)) for tag in run.tags if tag.startswith(RUN_PID_TAG)), None)
+            if pid is None or _process_alive(pid):
+                continue
+            message = f"its process ({pid}) ended before the run did: killed, or the machine stopped"
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            marked.append(run.name)
+    return marked
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 # --- tasks --------------------------------------------------------------------------------
 
 def is_transient(_task, _task_run, state) -> bool:
@@ -204,28 +256,32 @@ def is_transient(_task, _task_run, state) -> bool:
 
 RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_jitter_factor=0.5,
                retry_condition_fn=is_transient)
-# The page's content and the queue make the key; the file's name and the batch do not, so a
-# renamed copy or a rerun under another batch finds the result.
-PAGE_CACHE = (INPUTS - "file_name" - "batch_id") + TASK_SOURCE
 
 
-@task(name="ingest-page", task_run_name="{file_name} page {number}", cache_policy=PAGE_CACHE,
-      persist_result=True, **RETRIES)
-def ingest_page(sha256: str, number: int, file_name: str, db: str, store: str | None, batch_id: int | None,
-                audit_rate: float) -> PageOutcome:
-    """Read, extract and store one page in one transaction (skipped when the queue holds it)."""
-    queue = queue_store(db, store)
-    extraction = read_for_queue(queue, file_name, sha256, number, thread_reader)
-    if extraction is None or batch_id is None:
-        return PageOutcome(file_name, number, added=False)
-    row = store_extraction(queue, batch_id, file_name, sha256, number, extraction, audit_rate)
+@dataclass(frozen=True)
+class QueueTarget:
+    """Where a run stores its pages."""
+
+    db: str
+    store: str | None
+    batch_id: int
+    audit_rate: float
+
+    def open(self) -> ReviewStore:
+        return queue_store(self.db, self.store)
+
+
+@task(name="store-page", task_run_name="{file_name} page {number}", cache_policy=NO_CACHE, **RETRIES)
+def store_page(extraction: PageExtraction, file_name: str, sha256: str, number: int,
+               target: QueueTarget) -> PageOutcome:
+    """Store one page as read, in one transaction (not added when the queue holds it already)."""
+    row = store_extraction(target.open(), target.batch_id, file_name, sha256, number, extraction, target.audit_rate)
     return PageOutcome(file_name, number, added=False) if row is None else _stored_outcome(file_name, number, row)
 
 
-@task(name="record-refused-file", task_run_name="{file_name}", **RETRIES)
-def record_refused(refused: PageResult, sha256: str, file_name: str, db: str, store: str | None,
-                   batch_id: int) -> PageOutcome:
-    row = record_refused_file(queue_store(db, store), batch_id, refused, sha256)
+@task(name="record-refused-file", task_run_name="{file_name}", cache_policy=NO_CACHE, **RETRIES)
+def record_refused(refused: PageResult, sha256: str, file_name: str, target: QueueTarget) -> PageOutcome:
+    row = record_refused_file(target.open(), target.batch_id, refused, sha256)
     return _refused_outcome(refused, added=row is not None)
 
 
@@ -234,41 +290,32 @@ def _refused_outcome(refused: PageResult, added: bool) -> PageOutcome:
                        error_kind=refused.error.kind, error_message=refused.error.message)
 
 
-def _outcome_of(future: PrefectFuture, file_name: str, number: int | None) -> PageOutcome:
-    future.wait()  # holds the final state here; the API may not have recorded it yet
-    state = future.state
+def _outcome_of(state: State, file_name: str, number: int | None) -> PageOutcome:
     if state.is_completed():
-        outcome: PageOutcome = future.result()
-        # A cached result is a page an earlier run stored: nothing is added now.
-        return replace(outcome, added=False) if state.name == "Cached" else outcome
-    exc = future.result(raise_on_failure=False)
+        return state.result()
+    exc = state.result(raise_on_failure=False)
     return PageOutcome(file_name, number, added=False, error_kind=NOT_STORED,
                        error_message=f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc))
 
 
 # --- flows --------------------------------------------------------------------------------
 
-def task_runner(workers: int | None = None, dask_address: str | None = None, *, dask: bool = False) -> TaskRunner:
-    """Threads on this machine (default: one per core), or a Dask cluster: the one at ``dask_address``,
-    else a temporary local one."""
-    if dask or dask_address:
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner()
-    return ThreadPoolTaskRunner(max_workers=workers or os.cpu_count() or 1)
-
-
-@flow(name="formscan-ingest", task_runner=task_runner())
+@flow(name="formscan-ingest")
 def ingest_batch(paths: list[str], db: str | None = None, store: str | None = None,
-                 audit_rate: float = DEFAULT_AUDIT_RATE, batch_name: str | None = None) -> IngestSummary:
+                 audit_rate: float = DEFAULT_AUDIT_RATE, batch_name: str | None = None,
+                 settings: ReadSettings | None = None, retry_failed: bool = False) -> IngestSummary:
     """Put every page of these files and folders in the review queue, once.
 
     ``db``: the queue's URL (default: $FORMSCAN_DATABASE_URL, else sqlite:///data/formscan.db; on a
     shared server prefer the variable: parameters are shown in the UI). ``store``: its image folder.
+    ``settings``: how pages are read (workers, page deadline, limits, templates), as for extract.
+    ``retry_failed``: read again the pages recorded ``crashed`` or ``timeout`` by earlier runs.
     """
     started = time.monotonic()
+    settings = settings or ReadSettings()
     url = database_url(db)
-    items, refused = plan_pages(paths)
+    items, refused = plan_pages(paths, max_pages_per_file=settings.max_pages_per_file,
+                                max_pixels=settings.max_pixels)
     hashes: dict[str, str] = {}
     for file_name in dict.fromkeys(file_name for file_name, _ in items):
         try:
@@ -279,42 +326,41 @@ def ingest_batch(paths: list[str], db: str | None = None, store: str | None = No
     refused_keys = [(result, refused_file_sha256(result)) for result in refused]
     wanted = {(hashes[f], n) for f, n in pages} | {(sha, WHOLE_FILE) for _, sha in refused_keys if sha}
     queue = queue_store(url, store)
+    if retry_failed:
+        forget_unfinished_pages(queue, wanted)
     present = pages_in_queue(queue, wanted)
-    batch_id = new_batch(queue, batch_name, paths) if wanted - present else None
+    to_read = [(f, n) for f, n in pages if (hashes[f], n) not in present]
+    target = QueueTarget(url, store, new_batch(queue, batch_name, paths) if wanted - present else 0, audit_rate)
     if _progress:
         _progress.planned(len(pages))
 
     outcomes: list[PageOutcome] = []
-    submitted: dict[PrefectFuture, tuple[str, int | None]] = {}
-    for result, sha in refused_keys:
-        if sha is None or (sha, WHOLE_FILE) in present:
-            outcomes.append(_refused_outcome(result, added=False))
-        else:
-            future = record_refused.submit(result, sha, result.source.file, url, store, batch_id)
-            submitted[future] = (result.source.file, None)
-    # A page the queue lacks must run even if the cache remembers it stored: the queue was reset.
-    page_task, fresh_page_task = ingest_page, ingest_page.with_options(refresh_cache=True)
-    numbers_by_file: dict[str, list[int]] = defaultdict(list)
-    for file_name, number in pages:
-        numbers_by_file[file_name].append(number)
-    for file_name, numbers in numbers_by_file.items():
-        sha = hashes[file_name]
-        with tags(f"document:{sha[:16]}"):  # a document's pages, together in the UI
-            for number in numbers:
-                run = page_task if (sha, number) in present else fresh_page_task
-                future = run.submit(sha, number, file_name, url, store, batch_id, audit_rate)
-                submitted[future] = (file_name, number)
-    for future in as_completed(list(submitted)):
-        outcome = _outcome_of(future, *submitted[future])
+
+    def finished(outcome: PageOutcome) -> None:
         outcomes.append(outcome)
         if _progress and outcome.number is not None:
             _progress.finished(outcome)
+
+    for result, sha in refused_keys:
+        if sha is None or (sha, WHOLE_FILE) in present:
+            finished(_refused_outcome(result, added=False))
+        else:
+            state = record_refused(result, sha, result.source.file, target, return_state=True)
+            finished(_outcome_of(state, result.source.file, None))
+    for file_name, number in pages:
+        if (hashes[file_name], number) in present:
+            finished(PageOutcome(file_name, number, added=False))
+    pool = PagePool(PageWork.QUEUE, settings, lexicon=lambda: queue_lexicon(queue))
+    for (file_name, number), extraction in pool.run(to_read):
+        with tags(f"document:{hashes[file_name][:16]}"):  # a document's pages, together in the UI
+            state = store_page(extraction, file_name, hashes[file_name], number, target, return_state=True)
+        finished(_outcome_of(state, file_name, number))
 
     held = pages_in_queue(queue, wanted)
     missing = [(f, n) for f, n in pages if (hashes[f], n) not in held]
     order = {key: i for i, key in enumerate([(r.source.file, None) for r in refused] + pages)}
     outcomes.sort(key=lambda o: order.get((o.file, o.number), len(order)))
-    summary = IngestSummary(len(pages), outcomes, missing, time.monotonic() - started, batch_id)
+    summary = IngestSummary(len(pages), outcomes, missing, time.monotonic() - started, target.batch_id or None)
     create_markdown_artifact(key=SUMMARY_ARTIFACT, markdown=summary.markdown(), description=summary.text())
     return summary
 
@@ -395,7 +441,7 @@ def move_into(path: Path, folder: Path) -> Path:
 @flow(name="formscan-inbox")
 def ingest_inbox(inbox: str, db: str | None = None, store: str | None = None,
                  audit_rate: float = DEFAULT_AUDIT_RATE, min_age_seconds: float = 60.0,
-                 workers: int | None = None) -> InboxReport:
+                 settings: ReadSettings | None = None, retry_failed: bool = False) -> InboxReport:
     """Ingest the new files of ``inbox`` and move each to ``inbox/done/`` or ``inbox/failed/``; a
     file with pages that could not be stored stays for the next pass. The report is the run's
     artifact and a markdown file in ``inbox/reports/``."""
@@ -403,9 +449,9 @@ def ingest_inbox(inbox: str, db: str | None = None, store: str | None = None,
     ready, arriving = arrived_files(folder, min_age_seconds)
     report = InboxReport(str(folder))
     if ready:
-        runner = ingest_batch.with_options(task_runner=task_runner(workers))
-        summary = runner([str(p) for p in ready], db=db, store=store, audit_rate=audit_rate,
-                         batch_name=f"inbox {folder.name} {datetime.now():%Y-%m-%d %H:%M}")
+        summary = ingest_batch([str(p) for p in ready], db=db, store=store, audit_rate=audit_rate,
+                               batch_name=f"inbox {folder.name} {datetime.now():%Y-%m-%d %H:%M}",
+                               settings=settings, retry_failed=retry_failed)
         report.summary = summary
         by_file: dict[str, list[PageOutcome]] = defaultdict(list)
         for outcome in summary.outcomes:

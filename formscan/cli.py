@@ -7,8 +7,10 @@ import os
 import sys
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from models import PageResult
+if TYPE_CHECKING:
+    from formscan.pool import ReadSettings
 
 DESCRIPTION = """\
 formscan reads scanned 财政项目支出绩效自评表 (fiscal project performance
@@ -61,30 +63,48 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def run_extract(args: argparse.Namespace) -> int:
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    from formscan.pool import PagePool
-    from pipeline.errors import NotAFormError, TemplateError
-    from pipeline.extract import plan_pages
-    from pipeline.validate import LAYOUT_FAILED
-    from pipeline.templates import get_template, template_names
+def read_settings(args: argparse.Namespace) -> ReadSettings:
+    """The page-reading options every command that reads pages takes, as one object."""
+    from formscan.pool import ReadSettings
 
-    # --template NAME reads every page as that form; without it each page's form is detected.
-    names = tuple(template_names()) if args.template is None else (args.template,)
+    return ReadSettings(
+        workers=args.workers or 0, page_timeout=args.page_timeout or None, max_pixels=args.max_pixels,
+        max_pages_per_file=args.max_pages_per_file or None,
+        templates=(args.template,) if getattr(args, "template", None) else (),
+    )
+
+
+def templates_known(settings: ReadSettings) -> bool:
+    """Whether every template named exists; says why not on stderr."""
+    from pipeline.errors import TemplateError
+    from pipeline.templates import get_template
+
     try:
-        for name in names:
+        for name in settings.templates:
             get_template(name)
     except TemplateError as exc:
         print(f"formscan: {exc}", file=sys.stderr)
-        return 2
+        return False
+    return True
 
+
+def run_extract(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    from formscan.pool import PagePool, PageWork
+    from pipeline.errors import NotAFormError
+    from pipeline.extract import plan_pages
+    from pipeline.validate import LAYOUT_FAILED
+
+    settings = read_settings(args)
+    if not templates_known(settings):
+        return 2
     items, failed = plan_pages(
-        args.paths, max_pages_per_file=args.max_pages_per_file or None, max_pixels=args.max_pixels
+        args.paths, max_pages_per_file=settings.max_pages_per_file, max_pixels=settings.max_pixels
     )
     if not items and not failed:
         print("formscan: no PDF or image files found in the given paths", file=sys.stderr)
         return 1
-    workers = max(1, min(args.workers or os.cpu_count() or 1, len(items) or 1))
+    workers = settings.worker_count(len(items))
     progress = Progress(len(items), sys.stderr.isatty() and not args.quiet)
     counts: Counter[str] = Counter()
     flagged = 0
@@ -94,16 +114,14 @@ def run_extract(args: argparse.Namespace) -> int:
         for result in failed:
             out.write(result.to_json_line() + "\n")
             counts["error"] += 1
-        pool = PagePool(workers, max_pixels=args.max_pixels, page_timeout=args.page_timeout or None, templates=names)
-        for _item, block in pool.run(items):
-            for line in block.splitlines():
-                out.write(line + "\n")
-                out.flush()
-                result = PageResult.model_validate_json(line)
-                counts[result.status.value if result.status else "error"] += 1
-                counts["layout_failed"] += any(flag.reason == LAYOUT_FAILED for flag in result.flags)
-                counts["not_a_form"] += result.error is not None and result.error.kind == NotAFormError.kind
-                flagged += len(result.flags)
+        for _item, extraction in PagePool(PageWork.RECORD, settings).run(items):
+            result = extraction.result
+            out.write(result.to_json_line() + "\n")
+            out.flush()
+            counts[result.status.value if result.status else "error"] += 1
+            counts["layout_failed"] += any(flag.reason == LAYOUT_FAILED for flag in result.flags)
+            counts["not_a_form"] += result.error is not None and result.error.kind == NotAFormError.kind
+            flagged += len(result.flags)
             progress.step()
     finally:
         if out is not sys.stdout:
@@ -160,17 +178,18 @@ def run_tables(args: argparse.Namespace) -> int:
     if fmt == "xlsx" and args.output == "-":
         print("formscan tables: an XLSX workbook cannot go to stdout; name a file", file=sys.stderr)
         return 2
-    from models import PageError, PageTables, SourceRef
-    from pipeline.ocr import CellReader
+    from formscan.pool import PagePool, PageWork
+    from models import PageTables
+    from pipeline.extract import plan_pages
     from pipeline.read import list_documents
     from pipeline.table_export import to_html, to_json, write
-    from pipeline.tables import read_document_tables
 
-    documents = list_documents(args.paths)
-    if not documents:
+    settings = read_settings(args)
+    items, failed = plan_pages(args.paths, max_pages_per_file=settings.max_pages_per_file,
+                               max_pixels=settings.max_pixels)
+    if not items and not failed:
         print("formscan tables: no PDF or image files found in the given paths", file=sys.stderr)
         return 1
-    reader = CellReader()
     pages: list[PageTables] = []
     start = time.monotonic()
 
@@ -186,13 +205,12 @@ def run_tables(args: argparse.Namespace) -> int:
                    f"({sum(len(t.cells) for t in page.tables)} cells)"
         print(f"formscan tables: [{len(pages)}] {where}: {what}", file=sys.stderr, flush=True)
 
-    for path in documents:
-        try:
-            for page in read_document_tables(path, reader, max_pixels=args.max_pixels):
-                report(page)
-        except Exception as exc:  # a bug must not lose the pages already read: report it and go on
-            report(PageTables(source=SourceRef(file=str(path)),
-                              error=PageError(kind="internal", message=f"{type(exc).__name__}: {exc}")))
+    for result in failed:
+        report(PageTables(source=result.source, error=result.error))
+    for _item, page in PagePool(PageWork.TABLES, settings).run(items):
+        report(page)
+    order = {str(path): i for i, path in enumerate(list_documents(args.paths))}
+    pages.sort(key=lambda page: order.get(page.source.file, len(order)))  # as the files were given
     if args.output == "-":
         sys.stdout.write(to_json(pages) + "\n" if fmt == "json" else to_html(pages))
     else:
@@ -209,7 +227,7 @@ def run_tables(args: argparse.Namespace) -> int:
 
 
 MAX_PIXELS_DEFAULT = 200_000_000  # pipeline.read.MAX_PIXELS, not imported so that --help stays fast
-DEFAULT_PAGE_TIMEOUT_S = 300.0  # a page normally takes seconds; this only catches a stuck one
+DEFAULT_PAGE_TIMEOUT_S = 300.0  # formscan.pool.DEFAULT_PAGE_TIMEOUT_S, likewise
 
 
 def _count_arg(text: str) -> int:
@@ -242,10 +260,34 @@ def _page_command(sub, name: str, summary: str, description: str, output_help: s
     return command
 
 
-def _add_max_pixels(command: argparse.ArgumentParser) -> None:
+def add_read_options(command: argparse.ArgumentParser) -> None:
+    """How pages are read (``formscan.pool.ReadSettings``): the same options, with the same
+    defaults, on every command that reads pages."""
+    command.add_argument(
+        "--workers", type=_count_arg, default=0, metavar="N",
+        help="pages read at once, each in its own process (default 0: one per core)",
+    )
+    command.add_argument(
+        "--page-timeout", type=_seconds_arg, default=DEFAULT_PAGE_TIMEOUT_S, metavar="SECONDS",
+        help="stop a page that takes longer (its worker is replaced) and report it as timeout; "
+        f"0 for no limit (default: {DEFAULT_PAGE_TIMEOUT_S:g})",
+    )
     command.add_argument(
         "--max-pixels", type=_positive_int_arg, default=MAX_PIXELS_DEFAULT, metavar="N",
         help=f"refuse a page of more than N pixels, before rendering it, as too_large (default: {MAX_PIXELS_DEFAULT})",
+    )
+    command.add_argument(
+        "--max-pages-per-file", type=_count_arg, default=0, metavar="N",
+        help="refuse a file of more than N pages as too_many_pages (default 0: no limit)",
+    )
+
+
+def add_template_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--template", metavar="NAME",
+        help="read every page as this form: a template's name, the stem of a file in pipeline/templates "
+        "(project_self_evaluation, department_self_evaluation, ...); default: detect each page's form "
+        "by the labels that identify it",
     )
 
 
@@ -256,32 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     extract = _page_command(sub, "extract", "scanned forms in, JSONL records out (no database, no server)",
                             EXTRACT_HELP, "JSONL file to write ('-' for stdout)")
-    extract.add_argument(
-        "--workers", type=int, default=0, metavar="N", help="pages read in parallel (default: the machine's cores)"
-    )
     extract.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
-    extract.add_argument(
-        "--max-pages-per-file", type=_count_arg, default=0, metavar="N",
-        help="refuse a file of more than N pages with a too_many_pages line (default: no limit)",
-    )
-    _add_max_pixels(extract)
-    extract.add_argument(
-        "--template", metavar="NAME",
-        help="read every page as this form: a template's name, the stem of a file in pipeline/templates "
-        "(project_self_evaluation, department_self_evaluation, ...); default: detect each page's form "
-        "by the labels that identify it",
-    )
-    extract.add_argument(
-        "--page-timeout", type=_seconds_arg, default=DEFAULT_PAGE_TIMEOUT_S, metavar="SECONDS",
-        help="stop a page that takes longer (its worker is replaced) and report it as timeout; "
-        f"0 for no limit (default: {DEFAULT_PAGE_TIMEOUT_S:g})",
-    )
+    add_read_options(extract)
+    add_template_option(extract)
     extract.set_defaults(func=run_extract)
     tables = _page_command(sub, "tables", "every ruled table on any page, as HTML, XLSX or JSON with merged cells",
                            TABLES_HELP, "file to write ('-' for stdout, html or json only)")
     tables.add_argument("--format", choices=("html", "xlsx", "json"), help="default: from OUT's suffix")
     tables.add_argument("-q", "--quiet", action="store_true", help="no progress lines and no summary")
-    _add_max_pixels(tables)
+    add_read_options(tables)
     tables.set_defaults(func=run_tables)
     __import__("formscan.flow_commands").flow_commands.register(sub)  # ingest, schedule, deploy (Prefect flows)
     __import__("review.commands").commands.register(sub)  # review, export, user, token (issue 4)
@@ -290,7 +315,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if (getattr(args, "workers", 0) or 0) < 0:
-        print("formscan: --workers must be at least 1", file=sys.stderr)
-        return 2
     return args.func(args)

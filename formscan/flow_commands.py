@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from formscan.cli import Progress, _positive_int_arg
+from formscan.cli import Progress, add_read_options, add_template_option, read_settings, templates_known
 from review.commands import add_db_options
 
 DATABASE_URL_ENV = "FORMSCAN_DATABASE_URL"  # review.store.DATABASE_URL_ENV, not imported: --help stays fast
@@ -48,23 +51,52 @@ def _print_failures(summary) -> None:
         print(f"formscan: {failure.where}: {failure.error_kind}: {failure.error_message}", file=sys.stderr)
 
 
+@contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """Inside, SIGTERM ends a run as Ctrl-C does: the pages being read are dropped (their
+    workers killed) and left for the next run; the pages stored stay."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_abandoned(runs: list[str]) -> None:
+    for name in runs:
+        print(f"formscan: flow run {name} was left running by a process that is gone; marked Crashed",
+              file=sys.stderr)
+
+
+def _interrupted() -> int:
+    print("formscan: stopped; the pages stored so far stay, run the same command again for the rest",
+          file=sys.stderr)
+    return 130
+
+
 def run_ingest(args: argparse.Namespace) -> int:
-    if not _audit_rate_ok(args.audit_rate):
-        return 2
-    if args.dask_address and args.task_runner != "dask":
-        print("formscan: --dask-address goes with --task-runner dask", file=sys.stderr)
+    settings = read_settings(args)
+    if not _audit_rate_ok(args.audit_rate) or not templates_known(settings):
         return 2
     from flows.environment import configure_prefect, stop_local_server_with_this_process
 
     configure_prefect()
     stop_local_server_with_this_process()
-    from flows.ingest import ingest_batch, reporting_progress, task_runner
+    from flows.ingest import ingest_batch, reporting_progress, this_process_runs
 
-    runner = task_runner(args.workers, args.dask_address, dask=args.task_runner == "dask")
-    with reporting_progress(IngestProgressBar(args.quiet)):
-        summary = ingest_batch.with_options(task_runner=runner)(
-            [str(p) for p in args.paths], db=args.db, store=args.store, audit_rate=args.audit_rate,
-            batch_name=args.batch)
+    try:
+        with _stopped_by_sigterm(), reporting_progress(IngestProgressBar(args.quiet)), \
+                this_process_runs() as abandoned:
+            _print_abandoned(abandoned)
+            summary = ingest_batch([str(p) for p in args.paths], db=args.db, store=args.store,
+                                   audit_rate=args.audit_rate, batch_name=args.batch, settings=settings,
+                                   retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        return _interrupted()
     _print_failures(summary)
     if not args.quiet or summary.missing:
         print(f"formscan: {summary.text()}", file=sys.stderr)
@@ -72,7 +104,8 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_schedule(args: argparse.Namespace) -> int:
-    if not _audit_rate_ok(args.audit_rate):
+    settings = read_settings(args)
+    if not _audit_rate_ok(args.audit_rate) or not templates_known(settings):
         return 2
     if not os.path.isdir(args.inbox):
         print(f"formscan: {args.inbox}: no such folder", file=sys.stderr)
@@ -84,12 +117,17 @@ def run_schedule(args: argparse.Namespace) -> int:
     configure_prefect()
     if args.once:
         from flows.environment import stop_local_server_with_this_process
-        from flows.ingest import ingest_inbox
+        from flows.ingest import ingest_inbox, this_process_runs
 
         stop_local_server_with_this_process()
-
-        report = ingest_inbox(args.inbox, store=args.store, audit_rate=args.audit_rate,
-                              min_age_seconds=args.min_age, workers=args.workers)
+        try:
+            with _stopped_by_sigterm(), this_process_runs() as abandoned:
+                _print_abandoned(abandoned)
+                report = ingest_inbox(args.inbox, store=args.store, audit_rate=args.audit_rate,
+                                      min_age_seconds=args.min_age, settings=settings,
+                                      retry_failed=args.retry_failed)
+        except KeyboardInterrupt:
+            return _interrupted()
         for move in report.moves:
             print(f"formscan: {move.file} -> {move.destination or 'stays'}: {move.reason}", file=sys.stderr)
         if report.summary:
@@ -109,7 +147,7 @@ def run_schedule(args: argparse.Namespace) -> int:
 
     deployment = inbox_deployment(args.inbox, args.cron, name=args.name, timezone=args.timezone,
                                   store=args.store, audit_rate=args.audit_rate, min_age_seconds=args.min_age,
-                                  workers=args.workers)
+                                  settings=settings, retry_failed=args.retry_failed)
     print(f"formscan: serving formscan-inbox/{args.name} ({args.cron}) on {PREFECT_API_URL.value()}; "
           "Ctrl-C stops it", file=sys.stderr)
     serve(deployment, limit=1, print_starting_message=False)  # one pass at a time: two would share files
@@ -117,41 +155,48 @@ def run_schedule(args: argparse.Namespace) -> int:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
+    settings = read_settings(args)
+    if not templates_known(settings):
+        return 2
     from flows.environment import configure_prefect
 
     configure_prefect()
     from flows.deployments import PROJECT_DIR, deploy_ingest
 
-    deployment_id = deploy_ingest(args.pool, args.name, args.source or PROJECT_DIR)
+    deployment_id = deploy_ingest(args.pool, args.name, args.source or PROJECT_DIR, settings)
     print(f"formscan: deployment formscan-ingest/{args.name} ({deployment_id}) on work pool {args.pool}; run it with\n"
           f"  prefect deployment run formscan-ingest/{args.name} --param 'paths=[\"/data/inbox/a.pdf\"]'",
           file=sys.stderr)
     return 0
 
 
+def _reading_options(parser: argparse.ArgumentParser) -> None:
+    add_read_options(parser)
+    add_template_option(parser)
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="read again the pages earlier runs recorded as crashed or timeout (default: leave them)")
+
+
 def _queue_options(parser: argparse.ArgumentParser) -> None:
     add_db_options(parser)
     parser.add_argument("--audit-rate", type=float, default=DEFAULT_AUDIT_RATE, metavar="SHARE",
                         help=f"share of auto-accepted pages sent to review as 'audit' (default {DEFAULT_AUDIT_RATE})")
-    parser.add_argument("--workers", type=_positive_int_arg, default=None, metavar="N",
-                        help="pages read at once (threads; default: the machine's cores)")
+    _reading_options(parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     ingest = sub.add_parser(
         "ingest", help="put scanned pages in the review queue (a Prefect flow)",
-        description="Read PDFs and images into the review queue database, one Prefect task a page. Pages "
-        "already there (same file content, same page) are skipped, so an interrupted run is finished by "
-        "running it again. A bad page or file is kept in the queue with its error and the run goes on. "
+        description="Read PDFs and images into the review queue database. Pages are read in worker "
+        "processes as by extract (a page that crashes its worker or passes --page-timeout is recorded as "
+        "crashed or timeout, and the run goes on); each is stored by one Prefect task. Pages already there "
+        "(same file content, same page) are skipped, so a stopped run (Ctrl-C, SIGTERM, a crash) is finished "
+        "by running it again. A bad page or file is kept in the queue with its error and the run goes on. "
         "Without PREFECT_API_URL, Prefect runs locally (nothing to start). Exit status 1 when a page "
         "could not be stored (run again) or nothing could be read.")
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="PDF or image files, or folders of them")
     _queue_options(ingest)
     ingest.add_argument("--batch", metavar="NAME", help="name of this batch in the queue")
-    ingest.add_argument("--task-runner", choices=("threads", "dask"), default="threads",
-                        help="threads on this machine (default), or a Dask cluster (prefect-dask)")
-    ingest.add_argument("--dask-address", metavar="tcp://HOST:PORT",
-                        help="the Dask scheduler (default with --task-runner dask: a temporary local cluster)")
     ingest.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     ingest.set_defaults(func=run_ingest)
 
@@ -180,4 +225,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     deploy.add_argument("--pool", required=True, help="the work pool")
     deploy.add_argument("--name", default="ingest", help="the deployment's name (default ingest)")
     deploy.add_argument("--source", metavar="DIR", help="the project folder the workers run (default: this one)")
+    _reading_options(deploy)
     deploy.set_defaults(func=run_deploy)

@@ -1,13 +1,15 @@
-"""Pages read in worker processes, each page under a deadline, the batch always going on.
+"""The one way any command reads a page: worker processes, each page under a deadline,
+the batch always going on.
 
-Each worker loads the OCR engines once, then reads one page at a time. The parent
-enforces ``page_timeout``: a page still running at its deadline is reported as a
-``timeout`` and its worker is killed together with any poppler process it started
-(each worker leads its own process group), then replaced by a fresh worker. A
-stuck native call (poppler, onnxruntime, Tesseract) cannot be interrupted from
-inside the process, so killing it is the only reliable way. A worker that dies
-on its own (a crash in a native library, the OOM killer) gives its page a
-``crashed`` line and is replaced the same way. Results come out in input order.
+``formscan extract``, ``formscan tables``, ``formscan ingest``, the scheduled inbox run and
+the deployed flow all hand their pages to a ``PagePool``. Each worker loads the OCR engines
+once, then reads one page at a time with ``read_page``. The parent enforces the page
+deadline: a page still running at it is reported as a ``timeout`` and its worker is killed
+together with any poppler process it started (each worker leads its own process group),
+then replaced by a fresh worker. A stuck native call (poppler, onnxruntime, Tesseract)
+cannot be interrupted from inside the process, so killing it is the only reliable way. A
+worker that dies on its own (a crash in a native library, the OOM killer) gives its page a
+``crashed`` result and is replaced the same way. Results come out in input order.
 """
 
 from __future__ import annotations
@@ -17,55 +19,109 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import FormscanError, InternalError, PageTimeoutError, WorkerCrashError
 from pipeline.read import MAX_PIXELS
 
+if TYPE_CHECKING:
+    from models import PageTables
+    from pipeline.extract import PageExtraction
+    from pipeline.lexicon import Lexicon
+
+    PageRead = PageExtraction | PageTables
+
 Item = tuple[str, int]  # (file, 1-based page)
 READY = "ready"
 MAX_FAILED_STARTS = 3  # workers dying before they are ready: the engines cannot load, stop trying
+DEFAULT_PAGE_TIMEOUT_S = 300.0  # a page normally takes seconds; this only catches a stuck one
 
 
-def extract_lines(item: Item, reader, max_pixels: int = MAX_PIXELS, templates: tuple[str, ...] = ()) -> str:
-    """JSON line(s) for one page; an unexpected exception becomes an ``internal`` error line.
-    ``templates``: names of the forms the page may be (none: the project form alone)."""
-    from pipeline.extract import error_result, extract_document
-    from pipeline.templates import get_template
+class PageWork(StrEnum):
+    """What reading a page gives back."""
 
-    path, number = item
+    RECORD = "record"  # the form's record and flags (formscan extract)
+    QUEUE = "queue"  # that, with the page image, cells and evidence a reviewer needs (ingest)
+    TABLES = "tables"  # every ruled table on the page (formscan tables)
+
+
+class ReadSettings(BaseModel):
+    """How pages are read, the same for every command and with the same defaults."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workers: int = Field(0, ge=0, description="worker processes; 0: one per core")
+    page_timeout: float | None = Field(DEFAULT_PAGE_TIMEOUT_S, gt=0, description="seconds; None: no limit")
+    max_pixels: int = Field(MAX_PIXELS, ge=1, description="a larger page is refused as too_large, unrendered")
+    max_pages_per_file: int | None = Field(None, ge=1, description="a longer file is refused as too_many_pages")
+    templates: tuple[str, ...] = Field((), description="the forms a page may be; (): every installed template")
+
+    def worker_count(self, pages: int) -> int:
+        return max(1, min(self.workers or os.cpu_count() or 1, pages or 1))
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """One page to read, with the lexicon to read it with (the queue's, as reviewers left it)."""
+
+    file: str
+    page: int
+    lexicon: Lexicon | None = None
+
+
+def read_page(job: PageJob, reader, work: PageWork, settings: ReadSettings) -> PageRead:
+    """Read one page: never raises for a bad page (it gets an error result)."""
+    from pipeline.extract import PageExtraction, extract_page_full
+    from pipeline.read import read_pages
+    from pipeline.tables import read_page_tables
+    from pipeline.templates import get_template, template_names
+
     try:
-        forms = [get_template(name) for name in templates] or None
-        return "\n".join(
-            result.to_json_line()
-            for result in extract_document(path, reader, [number], max_pixels=max_pixels, templates=forms)
-        )
-    except Exception as exc:  # a bug must not end the batch: the page gets a line that names it
-        error = InternalError(f"{type(exc).__name__}: {exc}", file=path, page=number)
-        return error_result(error, path, number).to_json_line()
+        (page,) = read_pages(job.file, [job.page], max_pixels=settings.max_pixels)
+    except FormscanError as exc:
+        return failed_page(work, exc, (job.file, job.page))
+    if work is PageWork.TABLES:
+        return read_page_tables(page, reader)
+    forms = [get_template(name) for name in settings.templates or template_names()]
+    extraction = extract_page_full(page, reader, job.lexicon, forms)
+    return extraction if work is PageWork.QUEUE else PageExtraction(extraction.result)
 
 
-def _worker_main(conn: Connection, max_pixels: int, templates: tuple[str, ...] = ()) -> None:
+def failed_page(work: PageWork, error: FormscanError, item: Item) -> PageRead:
+    """The result of a page that could not be read: for a form, an error result; for tables, a page without any."""
+    from models import PageError, PageTables, SourceRef
+    from pipeline.extract import PageExtraction, error_result
+
+    if work is PageWork.TABLES:
+        return PageTables(source=SourceRef(file=item[0], page=error.page or item[1]),
+                          error=PageError(kind=error.kind, message=error.detail))
+    return PageExtraction(error_result(error, item[0], item[1]))
+
+
+def _worker_main(conn: Connection, work: PageWork, settings: ReadSettings) -> None:
     os.setpgrp()  # the parent kills this group: the worker and the pdftoppm it may be waiting on
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     from pipeline.ocr import CellReader
 
     reader = CellReader()
     conn.send(READY)
     while True:
-        item = conn.recv()
-        if item is None:
+        job = conn.recv()
+        if job is None:
             return
-        conn.send(extract_lines(item, reader, max_pixels, templates))
-
-
-def _error_line(error: FormscanError, item: Item) -> str:
-    from pipeline.extract import error_result
-
-    return error_result(error, item[0], item[1]).to_json_line()
+        try:
+            conn.send(read_page(job, reader, work, settings))
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the batch: the page gets a result naming it
+            error = InternalError(f"{type(exc).__name__}: {exc}", file=job.file, page=job.page)
+            conn.send(failed_page(work, error, (job.file, job.page)))
 
 
 @dataclass
@@ -86,24 +142,22 @@ class _Worker:
 
 
 class PagePool:
-    """``run(items)`` yields ``(item, json_lines)`` in input order; never raises for a page."""
+    """``run(items)`` yields ``(item, PageRead)`` in input order; never raises for a page.
 
-    def __init__(
-        self, workers: int, *, max_pixels: int = MAX_PIXELS, page_timeout: float | None = None,
-        templates: tuple[str, ...] = (),
-    ):
-        self.size = max(1, workers)
-        self.max_pixels = max_pixels
-        self.templates = tuple(templates)
-        self.page_timeout = page_timeout or None
+    ``lexicon``: asked as each page is handed out, so the pages of a long batch read with what
+    reviewers have taught meanwhile."""
+
+    def __init__(self, work: PageWork, settings: ReadSettings,
+                 lexicon: Callable[[], Lexicon | None] | None = None):
+        self.work, self.settings, self.lexicon = work, settings, lexicon
+        self.page_timeout = settings.page_timeout
         self._context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         self._workers: list[_Worker] = []
         self._failed_starts = 0
 
     def _start_worker(self) -> None:
         parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child_end, self.max_pixels, self.templates),
-                                        daemon=True)
+        process = self._context.Process(target=_worker_main, args=(child_end, self.work, self.settings), daemon=True)
         process.start()
         child_end.close()
         self._workers.append(_Worker(process, parent_end))
@@ -114,11 +168,11 @@ class PagePool:
         if replace:
             self._start_worker()
 
-    def run(self, items: list[Item]) -> Iterator[tuple[Item, str]]:
+    def run(self, items: list[Item]) -> Iterator[tuple[Item, PageRead]]:
         pending = deque(enumerate(items))
-        done: dict[int, str] = {}
+        done: dict[int, PageRead] = {}
         next_out = 0
-        for _ in range(min(self.size, len(items))):
+        for _ in range(self.settings.worker_count(len(items)) if items else 0):
             self._start_worker()
         try:
             while next_out < len(items):
@@ -135,14 +189,14 @@ class PagePool:
             if worker.ready and worker.index is None and pending:
                 worker.index, item = pending.popleft()
                 try:
-                    worker.conn.send(item)
+                    worker.conn.send(PageJob(item[0], item[1], self.lexicon() if self.lexicon else None))
                 except OSError:  # it died since it said ready: _collect finds its pipe closed and replaces it
                     pending.appendleft((worker.index, item))
                     worker.index = None
                     continue
                 worker.deadline = time.monotonic() + self.page_timeout if self.page_timeout else None
 
-    def _collect(self, items: list[Item], pending: deque, done: dict[int, str]) -> None:
+    def _collect(self, items: list[Item], pending: deque, done: dict[int, PageRead]) -> None:
         deadlines = [w.deadline for w in self._workers if w.deadline is not None]
         wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         for conn in wait([w.conn for w in self._workers], wait_s):
@@ -152,7 +206,7 @@ class PagePool:
             except (EOFError, OSError):  # the worker died
                 self._worker_died(worker, items, pending, done)
                 continue
-            if message == READY:
+            if isinstance(message, str) and message == READY:
                 worker.ready, self._failed_starts = True, 0
             else:
                 done[worker.index] = message
@@ -160,7 +214,8 @@ class PagePool:
         now = time.monotonic()
         for worker in [w for w in self._workers if w.deadline is not None and now >= w.deadline]:
             item = items[worker.index]
-            done[worker.index] = _error_line(
+            done[worker.index] = failed_page(
+                self.work,
                 PageTimeoutError(
                     f"reading the page took longer than {self.page_timeout:g} s (--page-timeout); "
                     "it was stopped and the batch went on",
@@ -171,12 +226,13 @@ class PagePool:
             )
             self._retire(worker, replace=True)
 
-    def _worker_died(self, worker: _Worker, items: list[Item], pending: deque, done: dict[int, str]) -> None:
+    def _worker_died(self, worker: _Worker, items: list[Item], pending: deque, done: dict[int, PageRead]) -> None:
         worker.process.join(2)  # the pipe closes just before the process can be reaped
         code = worker.process.exitcode
         if worker.index is not None:
             item = items[worker.index]
-            done[worker.index] = _error_line(
+            done[worker.index] = failed_page(
+                self.work,
                 WorkerCrashError(f"the process reading the page died (exit code {code})", file=item[0], page=item[1]),
                 item,
             )
@@ -189,7 +245,8 @@ class PagePool:
         if not self._workers:  # nothing can read pages: every page left gets a line saying so
             while pending:
                 index, item = pending.popleft()
-                done[index] = _error_line(
+                done[index] = failed_page(
+                    self.work,
                     WorkerCrashError(
                         f"no worker process could start (the last exited with code {code})",
                         file=item[0],

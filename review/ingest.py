@@ -1,13 +1,10 @@
-"""Put pages in the queue: plan -> read -> extract (with the learned lexicon) -> store, one page at a time.
+"""Store read pages in the queue; this module never reads a page (``formscan.pool`` does).
 
 Each page is stored in one transaction (page, cells, field evidence, record, flags),
 so an interrupted run leaves whole pages only, and a page already in the queue
-(same file content by SHA-256, same page number) is skipped: ingest is idempotent.
+(same file content by SHA-256, same page number) is not stored twice: ingest is idempotent.
 A file refused as a whole (corrupt, encrypted, ...) is kept as one error row with page
-number ``WHOLE_FILE``, keyed by its bytes like any page.
-
-``ingest`` runs it in this process; ``flows.ingest`` runs the same steps
-(``read_for_queue``, ``store_extraction``, ``record_refused_file``) as Prefect tasks.
+number ``WHOLE_FILE``, keyed by its bytes like any page. ``flows.ingest`` drives these steps.
 """
 
 from __future__ import annotations
@@ -15,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import select, tuple_
@@ -26,11 +21,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from models import PageResult
-from pipeline.errors import DuplicateFileError, FormscanError, InternalError
-from pipeline.extract import PageExtraction, error_result, extract_page_full, plan_pages
+from pipeline.errors import DuplicateFileError, FormscanError, PageTimeoutError, WorkerCrashError
+from pipeline.extract import PageExtraction
 from pipeline.grid import Cell
-from pipeline.ocr import CellReader
-from pipeline.read import file_sha256, read_pages  # file_sha256 raises FormscanError for a file without bytes
+from pipeline.lexicon import Lexicon
+from pipeline.read import file_sha256  # raises FormscanError for a file without bytes
 from review.queue import lexicon_from_db
 from review.store import WHOLE_FILE, Batch, CellRow, Document, FieldEvidenceRow, FlagRow, PageRow, ReviewStore
 
@@ -38,26 +33,14 @@ DEFAULT_AUDIT_RATE = 0.02
 IMAGE_FORMAT, IMAGE_SUFFIX = "WEBP", ".webp"  # a grey A4 scan in ~200 kB instead of a few MB of PNG
 # Failures of the disk or the database, not of the page: worth trying again, never recorded as the page's error.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OSError, OperationalError)
+# Pages whose reading did not finish: recorded, and read again only when asked.
+UNFINISHED_KINDS = (WorkerCrashError.kind, PageTimeoutError.kind)
 
 
 def in_audit_sample(sha256: str, number: int, rate: float) -> bool:
     """Deterministic by page: the same page is always in (or out of) the sample at a given rate."""
     digest = hashlib.sha256(f"{sha256}:{number}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
-
-
-@dataclass
-class IngestReport:
-    added: int = 0
-    skipped: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-    failed: list[PageResult] = field(default_factory=list)  # files that could not even be opened
-    batch_id: int | None = None
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items())) or "nothing new"
-        return (f"{self.added} pages added ({counts}), {self.skipped} already in the queue, "
-                f"{len(self.failed)} unreadable files")
 
 
 def _write_image(store: ReviewStore, sha256: str, number: int, extraction: PageExtraction) -> str | None:
@@ -80,13 +63,9 @@ def store_extraction(store: ReviewStore, batch_id: int, file_name: str, sha256: 
     result = extraction.result
     try:
         with store.transaction() as session:
-            document = session.scalar(select(Document).where(Document.sha256 == sha256))
-            if document is None:
-                document = Document(sha256=sha256, name=file_name, batch_id=batch_id)
-                session.add(document)
-                session.flush()
-            elif session.scalar(select(PageRow.id).where(PageRow.document_id == document.id,
-                                                         PageRow.number == number)):
+            document = _document_row(session, sha256, file_name, batch_id)
+            if session.scalar(select(PageRow.id).where(PageRow.document_id == document.id,
+                                                       PageRow.number == number)):
                 return None
             status = result.status.value if result.status else "error"
             audit = status == "auto_accepted" and in_audit_sample(sha256, number, audit_rate)
@@ -121,7 +100,24 @@ def store_extraction(store: ReviewStore, batch_id: int, file_name: str, sha256: 
             )
             return page
     except IntegrityError:
-        return None  # another ingest stored the same page at the same moment
+        return None  # another ingest stored the same page at the same moment: the page's row exists
+
+
+def _document_row(session: Session, sha256: str, file_name: str, batch_id: int) -> Document:
+    """The file's row, made if it is new: inside a savepoint, so that another ingest making
+    the same row at the same moment costs a second look, not this page."""
+    document = session.scalar(select(Document).where(Document.sha256 == sha256))
+    if document is not None:
+        return document
+    try:
+        with session.begin_nested():
+            document = Document(sha256=sha256, name=file_name, batch_id=batch_id)
+            session.add(document)
+    except IntegrityError:
+        document = session.scalar(select(Document).where(Document.sha256 == sha256))
+        if document is None:
+            raise
+    return document
 
 
 def new_batch(store: ReviewStore, name: str | None, paths: list[str]) -> int:
@@ -130,13 +126,6 @@ def new_batch(store: ReviewStore, name: str | None, paths: list[str]) -> int:
         session.add(batch)
         session.flush()
         return batch.id
-
-
-def _page_in_queue(session: Session, sha256: str, number: int) -> bool:
-    return session.scalar(
-        select(PageRow.id).join(Document, Document.id == PageRow.document_id)
-        .where(Document.sha256 == sha256, PageRow.number == number)
-    ) is not None
 
 
 def pages_in_queue(store: ReviewStore, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
@@ -154,27 +143,25 @@ def pages_in_queue(store: ReviewStore, keys: Iterable[tuple[str, int]]) -> set[t
     return found
 
 
-def read_for_queue(store: ReviewStore, file_name: str, sha256: str, number: int,
-                   reader: Callable[[], CellReader]) -> PageExtraction | None:
-    """The page extracted with the queue's learned lexicon, or None when the queue holds it already.
-
-    A bad page becomes an error result; so does an unexpected exception (``internal``), so that
-    a bug on one page does not end the batch. Only ``TRANSIENT_ERRORS`` propagate.
-    """
+def queue_lexicon(store: ReviewStore) -> Lexicon:
+    """The lexicon pages are read with: the form's words and what reviewers have taught so far."""
     with store.transaction() as session:
-        if _page_in_queue(session, sha256, number):
-            return None
-        lexicon = lexicon_from_db(session)  # re-read per page: reviewers teach meanwhile
-    try:
-        page = next(iter(read_pages(file_name, [number])))
-        return extract_page_full(page, reader(), lexicon)
-    except FormscanError as exc:
-        return PageExtraction(error_result(exc, file_name, number))
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded with the page, see the docstring
-        error = InternalError(f"{type(exc).__name__}: {exc}", file=file_name, page=number)
-        return PageExtraction(error_result(error, file_name, number))
+        return lexicon_from_db(session)
+
+
+def forget_unfinished_pages(store: ReviewStore, keys: Iterable[tuple[str, int]]) -> int:
+    """Drop the rows of these pages that were recorded ``crashed`` or ``timeout`` and not yet
+    reviewed, so that they are read again (``--retry-failed``); how many were dropped."""
+    keys = set(keys)
+    with store.transaction() as session:
+        rows = session.scalars(
+            select(PageRow).join(Document, Document.id == PageRow.document_id)
+            .where(PageRow.error_kind.in_(UNFINISHED_KINDS), PageRow.status == "error")
+        ).all()
+        dropped = [row for row in rows if (row.document.sha256, row.number) in keys]
+        for row in dropped:
+            session.delete(row)
+        return len(dropped)
 
 
 def refused_file_sha256(refused: PageResult) -> str | None:
@@ -192,52 +179,3 @@ def record_refused_file(store: ReviewStore, batch_id: int, refused: PageResult, 
     """Keep a file refused as a whole as one error row (page ``WHOLE_FILE``); None if already there."""
     return store_extraction(store, batch_id, refused.source.file, sha256, WHOLE_FILE, PageExtraction(refused))
 
-
-def ingest(
-    store: ReviewStore,
-    paths: Iterable[str | Path],
-    *,
-    reader: CellReader | None = None,
-    audit_rate: float = DEFAULT_AUDIT_RATE,
-    batch_name: str | None = None,
-    on_page: Callable[[str, int, str], None] | None = None,
-) -> IngestReport:
-    """Ingest every page of the given files and folders that is not yet in the queue."""
-    paths = [str(p) for p in paths]
-    items, failed = plan_pages(paths)
-    report = IngestReport(failed=failed)
-
-    def batch_id() -> int:  # made with the first row stored: a run that adds nothing leaves no batch
-        if report.batch_id is None:
-            report.batch_id = new_batch(store, batch_name, paths)
-        return report.batch_id
-
-    def engines() -> CellReader:
-        nonlocal reader
-        if reader is None:
-            os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-            reader = CellReader()
-        return reader
-
-    for refused in failed:
-        sha256 = refused_file_sha256(refused)
-        if sha256 and not pages_in_queue(store, [(sha256, WHOLE_FILE)]):
-            record_refused_file(store, batch_id(), refused, sha256)
-    hashes: dict[str, str] = {}
-    for file_name, number in items:
-        if file_name not in hashes:
-            hashes[file_name] = file_sha256(file_name)
-        sha256 = hashes[file_name]
-        extraction = read_for_queue(store, file_name, sha256, number, engines)
-        if extraction is None:
-            report.skipped += 1
-            continue
-        stored = store_extraction(store, batch_id(), file_name, sha256, number, extraction, audit_rate)
-        if stored is None:
-            report.skipped += 1
-            continue
-        report.added += 1
-        report.statuses[stored.status] = report.statuses.get(stored.status, 0) + 1
-        if on_page:
-            on_page(file_name, number, stored.status)
-    return report

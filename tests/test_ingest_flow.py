@@ -202,21 +202,3 @@ def _page_count(db: str) -> int:
     except Exception:  # noqa: BLE001 - the database is still being created
         return 0
 
-
-def test_pages_fan_out_to_a_dask_cluster(prefect_api, tmp_path):
-    from distributed import LocalCluster
-
-    from flows.ingest import ingest_batch, task_runner
-
-    pages = [str(blank_page(tmp_path / "a.png")), str(blank_page(tmp_path / "b.png", shade=250))]
-    db = f"sqlite:///{tmp_path / 'queue.db'}"
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None) as cluster:
-        runner = task_runner(dask_address=cluster.scheduler_address)  # what --dask-address tcp://... gives
-        summary = ingest_batch.with_options(task_runner=runner)(pages, db=db)
-        [worker] = cluster.workers.values()
-        executed = worker.state.executed_count
-    assert (summary.pages, summary.added, summary.missing) == (2, 2, [])
-    assert executed >= 2  # the page tasks ran on the cluster's worker
-    assert [(Path(name).name, kind) for name, _, _, kind, _ in queue_rows(db)] == [
-        ("a.png", "blank_page"), ("b.png", "blank_page")]

@@ -1,4 +1,4 @@
-"""The worker pool of `formscan extract`: a stuck, crashing or buggy page costs only its own line.
+"""The page pool every command reads with: a stuck, crashing or buggy page costs only its own result.
 
 Workers are forked, so the stand-ins patched in here (no OCR engines, pages that hang or die)
 are what the workers run.
@@ -6,17 +6,16 @@ are what the workers run.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
 
 import pytest
 
-import pipeline.extract
+import formscan.pool
 import pipeline.ocr
-from formscan.pool import PagePool
-from models import PageError, PageResult, SourceRef
+from formscan.pool import PagePool, PageWork, ReadSettings, failed_page
+from pipeline.errors import BlankPageError
 
 
 class NoEngines:
@@ -24,40 +23,45 @@ class NoEngines:
 
 
 def misbehaving_pages(tmp_path):
-    def extract_document(path, reader, numbers, *, max_pixels, templates=None):
-        if "stuck" in path:
+    def read_page(job, reader, work, settings):
+        if "stuck" in job.file:
             # A stuck render: the worker waits on a child process that never ends.
             child = subprocess.Popen(["sleep", "600"])
             (tmp_path / "stuck-child.pid").write_text(str(child.pid))
             child.wait()
-        if "crash" in path:
+        if "crash" in job.file:
             os._exit(9)  # as a segfault in a native library or the OOM killer would end it
-        if "bug" in path:
+        if "bug" in job.file:
             raise ZeroDivisionError("a bug in a stage")
-        yield PageResult(source=SourceRef(file=path, page=numbers[0]),
-                         error=PageError(kind="blank_page", message=f"pid {os.getpid()}"))
+        said = f"pid {os.getpid()}, lexicon {job.lexicon}"
+        return failed_page(work, BlankPageError(said, file=job.file, page=job.page), (job.file, job.page))
 
-    return extract_document
+    return read_page
 
 
 @pytest.fixture
 def stand_ins(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline.ocr, "CellReader", NoEngines)
-    monkeypatch.setattr(pipeline.extract, "extract_document", misbehaving_pages(tmp_path))
+    monkeypatch.setattr(formscan.pool, "read_page", misbehaving_pages(tmp_path))
+
+
+def errors(pool: PagePool, items):
+    return [(item, read.result.error) for item, read in pool.run(items)]
 
 
 def test_stuck_crashing_and_buggy_pages_get_their_own_lines_and_the_batch_goes_on(tmp_path, stand_ins):
     items = [("a.pdf", 1), ("stuck.pdf", 1), ("b.pdf", 1), ("crash.pdf", 2), ("bug.pdf", 3), ("c.pdf", 1)]
     started = time.monotonic()
-    results = [(item, json.loads(lines)) for item, lines in PagePool(2, page_timeout=1.0).run(items)]
+    pool = PagePool(PageWork.RECORD, ReadSettings(workers=2, page_timeout=1.0))
+    results = [(item, read.result) for item, read in pool.run(items)]
     assert [item for item, _ in results] == items  # in input order
-    kinds = {item[0]: line["error"]["kind"] for item, line in results}
+    kinds = {item[0]: result.error.kind for item, result in results}
     assert kinds == {"a.pdf": "blank_page", "stuck.pdf": "timeout", "b.pdf": "blank_page",
                      "crash.pdf": "crashed", "bug.pdf": "internal", "c.pdf": "blank_page"}
-    lines = dict(results)
-    assert lines["bug.pdf", 3]["source"] == {"file": "bug.pdf", "page": 3}
-    assert "ZeroDivisionError" in lines["bug.pdf", 3]["error"]["message"]
-    assert "exit code 9" in lines["crash.pdf", 2]["error"]["message"]
+    by_item = dict(results)
+    assert by_item["bug.pdf", 3].source.model_dump() == {"file": "bug.pdf", "page": 3}
+    assert "ZeroDivisionError" in by_item["bug.pdf", 3].error.message
+    assert "exit code 9" in by_item["crash.pdf", 2].error.message
     assert time.monotonic() - started < 30
     # The stuck worker was killed with the process it was waiting on.
     child = int((tmp_path / "stuck-child.pid").read_text())
@@ -66,8 +70,21 @@ def test_stuck_crashing_and_buggy_pages_get_their_own_lines_and_the_batch_goes_o
 
 
 def test_no_page_is_stopped_without_a_timeout(tmp_path, stand_ins):
-    results = list(PagePool(1, page_timeout=None).run([("a.pdf", 1), ("b.pdf", 2)]))
-    assert [json.loads(lines)["error"]["kind"] for _, lines in results] == ["blank_page", "blank_page"]
+    pool = PagePool(PageWork.RECORD, ReadSettings(workers=1, page_timeout=None))
+    assert [error.kind for _, error in errors(pool, [("a.pdf", 1), ("b.pdf", 2)])] == ["blank_page", "blank_page"]
+
+
+def test_a_table_reading_crash_is_a_page_without_tables(tmp_path, stand_ins):
+    pool = PagePool(PageWork.TABLES, ReadSettings(workers=1))
+    (_item, page), = pool.run([("crash.pdf", 4)])
+    assert page.tables == [] and page.error.kind == "crashed" and page.source.page == 4
+
+
+def test_each_page_is_handed_the_lexicon_as_it_is_when_the_page_starts(tmp_path, stand_ins):
+    taught = iter(["first", "second", "third"])
+    pool = PagePool(PageWork.QUEUE, ReadSettings(workers=1), lexicon=lambda: next(taught))
+    said = [error.message for _, error in errors(pool, [("a.pdf", 1), ("a.pdf", 2), ("a.pdf", 3)])]
+    assert [message.rsplit(" ", 1)[-1] for message in said] == ["first", "second", "third"]
 
 
 def test_when_no_worker_can_start_every_page_says_so(monkeypatch):
@@ -75,6 +92,7 @@ def test_when_no_worker_can_start_every_page_says_so(monkeypatch):
         os._exit(3)
 
     monkeypatch.setattr(pipeline.ocr, "CellReader", engines_fail_to_load)
-    results = [json.loads(lines) for _, lines in PagePool(2).run([("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1)])]
-    assert [line["error"]["kind"] for line in results] == ["crashed"] * 3
-    assert all("no worker process could start" in line["error"]["message"] for line in results), results
+    pool = PagePool(PageWork.RECORD, ReadSettings(workers=2))
+    results = [error for _, error in errors(pool, [("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1)])]
+    assert [error.kind for error in results] == ["crashed"] * 3
+    assert all("no worker process could start" in error.message for error in results), results

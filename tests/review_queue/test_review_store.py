@@ -5,22 +5,26 @@ from __future__ import annotations
 import csv
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from models import PageResult
-from pipeline.extract import PageExtraction
+from pipeline.extract import PageExtraction, extract_page_full
 from pipeline.ocr import CellText
 from review.export import export
 from review.fields import FieldValueError
-from review.ingest import file_sha256, in_audit_sample, ingest, store_extraction
+from pipeline.read import read_pages
+from review.ingest import file_sha256, in_audit_sample, new_batch, queue_lexicon, store_extraction
 from review.queue import OCR_REASONS, audit_stats, finish_page, queue_fields, save_field
 from review.store import (
     CellRow,
     Correction,
+    Document,
     FieldEvidenceRow,
     LexiconTerm,
     PageRow,
@@ -255,17 +259,26 @@ class MisreadingReader:
         ]
 
 
+def read_and_store(store, pdf, reader, audit_rate: float = 0.0) -> PageRow | None:
+    """A page as ingest reads it: with the queue's lexicon as it is now (``queue_lexicon``,
+    what the flow hands the page pool for each page), then stored."""
+    (page,) = read_pages(pdf, [1])
+    extraction = extract_page_full(page, reader, queue_lexicon(store))
+    batch = new_batch(store, None, [str(pdf)])
+    return store_extraction(store, batch, str(pdf), file_sha256(pdf), 1, extraction, audit_rate)
+
+
 def test_a_misreading_corrected_once_is_right_on_the_next_page(db_url, tmp_path, ocr_reader, extractions):
     reader = MisreadingReader(ocr_reader)
     # Without the correction the next page keeps the misreading: the lexicon is what fixes it.
     control = open_store(f"sqlite:///{tmp_path / 'control.db'}", tmp_path / "control-store")
-    ingest(control, [CLEAN_PDF], reader=reader)
+    read_and_store(control, CLEAN_PDF, reader)
     with control.transaction() as session:
         assert session.scalars(select(PageRow)).one().record["department"] == MISREAD
     control.close()
 
     store = open_store(db_url, tmp_path / "store")
-    ingest(store, [FLAGGED_PDF], reader=reader, audit_rate=0.0)
+    read_and_store(store, FLAGGED_PDF, reader)
     with store.transaction() as session:
         first = session.scalars(select(PageRow)).one()
         assert first.record["department"] == MISREAD
@@ -274,7 +287,7 @@ def test_a_misreading_corrected_once_is_right_on_the_next_page(db_url, tmp_path,
     with store.transaction() as session:
         assert session.scalars(select(LexiconTerm.term).where(LexiconTerm.kind == "unit")).all() == [UNIT]
 
-    ingest(store, [CLEAN_PDF], reader=reader, audit_rate=0.0)
+    read_and_store(store, CLEAN_PDF, reader)
     with store.transaction() as session:
         second = session.scalars(select(PageRow).order_by(PageRow.id.desc()).limit(1)).one()
         evidence = session.get(FieldEvidenceRow, (second.id, "department"))
@@ -283,12 +296,33 @@ def test_a_misreading_corrected_once_is_right_on_the_next_page(db_url, tmp_path,
     store.close()
 
 
-def test_ingest_skips_pages_already_in_the_queue(db_url, tmp_path, ocr_reader, extractions):
+def test_a_page_is_stored_once_and_a_new_files_pages_stored_at_once_all_land(db_url, tmp_path, extractions):
+    """Two pages of a file new to the queue, stored at the same moment: both make the file's
+    row, one of them finds the other's, and both pages land; storing a page again adds nothing."""
     store = open_store(db_url, tmp_path / "store")
-    first = ingest(store, [CLEAN_PDF], reader=ocr_reader, audit_rate=0.0)
-    again = ingest(store, [CLEAN_PDF, tmp_path / "missing.pdf"], reader=ocr_reader)
-    assert (first.added, first.statuses) == (1, {"auto_accepted": 1})
-    assert (again.added, again.skipped, [f.error.kind for f in again.failed]) == (0, 1, ["not_found"])
+    batch = new_batch(store, None, ["two-page.pdf"])
+    sha = "ab" * 32
+    start, stored = threading.Barrier(2), {}
+
+    def store_page(number: int) -> None:
+        start.wait()
+        for _ in range(5):  # what the ingest task's retries do for a busy database
+            try:
+                stored[number] = store_extraction(store, batch, "two-page.pdf", sha, number, extractions["clean"])
+                return
+            except OperationalError:
+                time.sleep(0.2)
+
+    threads = [threading.Thread(target=store_page, args=(number,)) for number in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stored[1] is not None and stored[2] is not None
+    assert store_extraction(store, batch, "again.pdf", sha, 1, extractions["clean"]) is None
+    with store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Document)) == 1
+        assert sorted(session.scalars(select(PageRow.number))) == [1, 2]
     store.close()
 
 
