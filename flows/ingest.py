@@ -42,10 +42,12 @@ from pipeline.validate import LAYOUT_FAILED
 from review.ingest import (
     DEFAULT_AUDIT_RATE,
     TRANSIENT_ERRORS,
+    NameChange,
     forget_unfinished_pages,
     new_batch,
     pages_in_queue,
     queue_lexicon,
+    record_names,
     record_refused_file,
     refused_file_sha256,
     store_extraction,
@@ -326,6 +328,7 @@ def ingest_batch(paths: list[str], db: str | None = None, store: str | None = No
     refused_keys = [(result, refused_file_sha256(result)) for result in refused]
     wanted = {(hashes[f], n) for f, n in pages} | {(sha, WHOLE_FILE) for _, sha in refused_keys if sha}
     queue = queue_store(url, store)
+    record_names(queue, {sha: file_name for file_name, sha in hashes.items()}, NameChange.GIVEN)
     if retry_failed:
         forget_unfinished_pages(queue, wanted)
     present = pages_in_queue(queue, wanted)
@@ -459,10 +462,17 @@ def ingest_inbox(inbox: str, db: str | None = None, store: str | None = None,
         missing_by_file: dict[str, int] = defaultdict(int)
         for file_name, _number in summary.missing:
             missing_by_file[file_name] += 1
+        moved_to: dict[str, str] = {}
         for path in ready:
             where, reason = inbox_destination(by_file.get(str(path), []), missing_by_file[str(path)])
             moved = move_into(path, folder / where) if where else None
             report.moves.append(InboxMove(str(path), str(moved) if moved else None, reason))
+            if moved:
+                try:
+                    moved_to[file_sha256(moved)] = str(moved)
+                except FormscanError:
+                    pass  # gone already: nothing to point the queue at
+        record_names(queue_store(database_url(db), store), moved_to, NameChange.MOVED)
     report.moves += [InboxMove(str(p), None, f"modified less than {min_age_seconds:g} s ago: still arriving?")
                      for p in arriving]
     if report.moves:

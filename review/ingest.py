@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 
 from PIL import Image
 from sqlalchemy import select, tuple_
@@ -27,7 +28,17 @@ from pipeline.grid import Cell
 from pipeline.lexicon import Lexicon
 from pipeline.read import file_sha256  # raises FormscanError for a file without bytes
 from review.queue import lexicon_from_db
-from review.store import WHOLE_FILE, Batch, CellRow, Document, FieldEvidenceRow, FlagRow, PageRow, ReviewStore
+from review.store import (
+    WHOLE_FILE,
+    Batch,
+    CellRow,
+    Document,
+    FieldEvidenceRow,
+    FlagRow,
+    PageRow,
+    ReviewStore,
+    now,
+)
 
 DEFAULT_AUDIT_RATE = 0.02
 IMAGE_FORMAT, IMAGE_SUFFIX = "WEBP", ".webp"  # a grey A4 scan in ~200 kB instead of a few MB of PNG
@@ -111,13 +122,41 @@ def _document_row(session: Session, sha256: str, file_name: str, batch_id: int) 
         return document
     try:
         with session.begin_nested():
-            document = Document(sha256=sha256, name=file_name, batch_id=batch_id)
+            document = Document(sha256=sha256, name=file_name, batch_id=batch_id,
+                                names=[_name_entry(file_name, NameChange.GIVEN)])
             session.add(document)
     except IntegrityError:
         document = session.scalar(select(Document).where(Document.sha256 == sha256))
         if document is None:
             raise
     return document
+
+
+class NameChange(StrEnum):
+    GIVEN = "given"  # the path a file was given to an ingest under
+    MOVED = "moved"  # where the inbox pass moved it (done/, failed/)
+
+
+def _name_entry(name: str, how: NameChange) -> dict[str, str]:
+    return {"name": name, "at": now().isoformat(timespec="seconds"), "how": how.value}
+
+
+def record_names(store: ReviewStore, names: dict[str, str], how: NameChange) -> int:
+    """Files (by sha256) now known under these names: each document the queue holds takes the
+    name as its current one, its earlier names kept in order; how many changed."""
+    if not names:
+        return 0
+    changed = 0
+    with store.transaction() as session:
+        for document in session.scalars(select(Document).where(Document.sha256.in_(list(names)))):
+            name = names[document.sha256]
+            if name == document.name:
+                continue
+            history = list(document.names or [{"name": document.name, "how": NameChange.GIVEN.value}])
+            document.names = [*history, _name_entry(name, how)]
+            document.name = name
+            changed += 1
+    return changed
 
 
 def new_batch(store: ReviewStore, name: str | None, paths: list[str]) -> int:

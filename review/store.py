@@ -82,8 +82,10 @@ class Document(Base):
     __tablename__ = "documents"
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(Text)  # the path as given to ingest
+    name: Mapped[str] = mapped_column(Text)  # where the file is now: as given to the last ingest, or moved to
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+    # Every name it had, first first: {"name", "at" (ISO time), "how": "given" to an ingest, or "moved"}
+    names: Mapped[list] = mapped_column(JSON, default=list)
     batch: Mapped[Batch] = relationship()
 
 

@@ -3,6 +3,7 @@ recorded and the batch goes on, a run killed with SIGKILL is finished by running
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -82,11 +83,19 @@ def test_the_second_run_adds_nothing_not_even_under_another_name(first_run):
     copy = ingest_batch([str(renamed)], db=first_run.db, store=first_run.store)
     assert (again.added, again.already, again.missing) == (0, 2, [])
     assert (copy.added, copy.already) == (0, 1)
-    assert queue_rows(first_run.db) == before
+    assert [(o.file, o.number) for o in copy.outcomes] == [(str(renamed), 1)]  # under this run's name
+    after = queue_rows(first_run.db)
+    assert sorted(row[1:] for row in after) == sorted(row[1:] for row in before)  # the same pages, not stored again
     engine = create_engine(first_run.db)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM batches")).scalar() == 1  # no empty batch either
+        name, names = connection.execute(text(
+            "SELECT name, names FROM documents WHERE name LIKE '%renamed copy%'")).one()
     engine.dispose()
+    history = json.loads(names) if isinstance(names, str) else names
+    assert name == str(renamed)  # the name it came in with last; the first kept as history
+    assert [(entry["name"], entry["how"]) for entry in history] == [
+        (str(SCANS / "seed-2.pdf"), "given"), (str(renamed), "given")]
 
 
 def test_the_summary_is_a_markdown_artifact_of_the_run(first_run):
@@ -194,6 +203,7 @@ def test_a_run_killed_mid_batch_and_run_again_has_every_page_exactly_once(tmp_pa
         ("batch-3.pdf", 1), ("batch-3.pdf", 2), ("batch-3.pdf", 3), ("seed-3.pdf", 1)]
     assert set(landed) <= set(rows)  # what landed before the kill was kept, not stored again
     assert f"{len(landed)} already in the queue" in stderr
+    assert "left running by a process that is gone; marked Crashed" in stderr  # the killed run's flow run
 
 
 def _page_count(db: str) -> int:

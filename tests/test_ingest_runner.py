@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine, text
 from test_ingest_flow import formscan_ingest, queue_rows
 
 import formscan.pool
@@ -112,6 +113,14 @@ def test_the_inbox_pass_reads_through_the_pool_and_records_a_crash(prefect_api, 
     assert main(["schedule", "--once", "--inbox", str(inbox), "--db", db, "--workers", "1"]) == 0
     assert rows_by_name(db) == {("poison.pdf", 1): ("error", "crashed"), ("good.pdf", 1): ("error", "blank_page")}
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["good.pdf", "poison.pdf"]  # no form in either
+    # The queue names each file where it is now, and keeps the name it came in with.
+    assert sorted(Path(name).parent.name for name, *_ in queue_rows(db)) == ["failed", "failed"]
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        histories = [json.loads(names) for (names,) in connection.execute(text("SELECT names FROM documents"))]
+    engine.dispose()
+    assert sorted([entry["how"] for entry in history] for history in histories) == [["given", "moved"]] * 2
+    assert all(history[0]["name"] == str(inbox / Path(history[1]["name"]).name) for history in histories)
 
 
 def test_extract_and_ingest_store_the_same_records_and_flags(prefect_api, tmp_path):

@@ -47,7 +47,7 @@ def test_migrations_make_the_schema_and_reopening_changes_nothing(db_url, tmp_pa
     first.close()
     again = open_store(db_url, tmp_path / "store")
     with again.transaction() as session:
-        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         assert session.scalar(select(func.count()).select_from(PageRow)) == 0
     again.close()
 
@@ -69,6 +69,7 @@ def test_a_store_made_by_the_first_release_is_upgraded_on_open(db_url, tmp_path)
     engine.dispose()
     store = open_store(db_url, tmp_path / "store")
     assert "notices" in {c["name"] for c in inspect(store.engine).get_columns("pages")}
+    assert "names" in {c["name"] for c in inspect(store.engine).get_columns("documents")}
     store.close()
 
 
