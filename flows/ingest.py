@@ -353,8 +353,14 @@ def ingest_batch(paths: list[str], db: str | None = None, store: str | None = No
     for file_name, number in pages:
         if (hashes[file_name], number) in present:
             finished(PageOutcome(file_name, number, added=False))
-    pool = PagePool(PageWork.QUEUE, settings, lexicon=lambda: queue_lexicon(queue))
+    def stored_meanwhile(item: tuple[str, int]) -> bool:  # by another ingest of the same files
+        return bool(pages_in_queue(queue, [(hashes[item[0]], item[1])]))
+
+    pool = PagePool(PageWork.QUEUE, settings, lexicon=lambda: queue_lexicon(queue), done_elsewhere=stored_meanwhile)
     for (file_name, number), extraction in pool.run(to_read):
+        if extraction is None:
+            finished(PageOutcome(file_name, number, added=False))
+            continue
         with tags(f"document:{hashes[file_name][:16]}"):  # a document's pages, together in the UI
             state = store_page(extraction, file_name, hashes[file_name], number, target, return_state=True)
         finished(_outcome_of(state, file_name, number))

@@ -145,11 +145,13 @@ class PagePool:
     """``run(items)`` yields ``(item, PageRead)`` in input order; never raises for a page.
 
     ``lexicon``: asked as each page is handed out, so the pages of a long batch read with what
-    reviewers have taught meanwhile."""
+    reviewers have taught meanwhile. ``done_elsewhere``: asked then too; a page it says is done
+    (another run stored it meanwhile) is not read, and yields ``(item, None)``."""
 
     def __init__(self, work: PageWork, settings: ReadSettings,
-                 lexicon: Callable[[], Lexicon | None] | None = None):
-        self.work, self.settings, self.lexicon = work, settings, lexicon
+                 lexicon: Callable[[], Lexicon | None] | None = None,
+                 done_elsewhere: Callable[[Item], bool] | None = None):
+        self.work, self.settings, self.lexicon, self.done_elsewhere = work, settings, lexicon, done_elsewhere
         self.page_timeout = settings.page_timeout
         self._context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         self._workers: list[_Worker] = []
@@ -168,24 +170,29 @@ class PagePool:
         if replace:
             self._start_worker()
 
-    def run(self, items: list[Item]) -> Iterator[tuple[Item, PageRead]]:
+    def run(self, items: list[Item]) -> Iterator[tuple[Item, PageRead | None]]:
         pending = deque(enumerate(items))
-        done: dict[int, PageRead] = {}
+        done: dict[int, PageRead | None] = {}
         next_out = 0
         for _ in range(self.settings.worker_count(len(items)) if items else 0):
             self._start_worker()
         try:
             while next_out < len(items):
-                self._dispatch(pending)
-                self._collect(items, pending, done)
+                self._dispatch(pending, done)
+                if next_out not in done:  # else the next result is there already: nothing to wait for
+                    self._collect(items, pending, done)
                 while next_out in done:
                     yield items[next_out], done.pop(next_out)
                     next_out += 1
         finally:
             self.close()
 
-    def _dispatch(self, pending: deque) -> None:
+    def _dispatch(self, pending: deque, done: dict[int, PageRead | None]) -> None:
         for worker in self._workers:
+            while worker.ready and worker.index is None and pending and self.done_elsewhere \
+                    and self.done_elsewhere(pending[0][1]):
+                index, _item = pending.popleft()
+                done[index] = None
             if worker.ready and worker.index is None and pending:
                 worker.index, item = pending.popleft()
                 try:
@@ -196,7 +203,7 @@ class PagePool:
                     continue
                 worker.deadline = time.monotonic() + self.page_timeout if self.page_timeout else None
 
-    def _collect(self, items: list[Item], pending: deque, done: dict[int, PageRead]) -> None:
+    def _collect(self, items: list[Item], pending: deque, done: dict[int, PageRead | None]) -> None:
         deadlines = [w.deadline for w in self._workers if w.deadline is not None]
         wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         for conn in wait([w.conn for w in self._workers], wait_s):
@@ -226,7 +233,7 @@ class PagePool:
             )
             self._retire(worker, replace=True)
 
-    def _worker_died(self, worker: _Worker, items: list[Item], pending: deque, done: dict[int, PageRead]) -> None:
+    def _worker_died(self, worker: _Worker, items: list[Item], pending: deque, done: dict[int, PageRead | None]) -> None:
         worker.process.join(2)  # the pipe closes just before the process can be reaped
         code = worker.process.exitcode
         if worker.index is not None:

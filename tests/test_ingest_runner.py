@@ -180,3 +180,35 @@ def _stored(db: str) -> int:
         return len(queue_rows(db))
     except Exception:  # noqa: BLE001 - the database is still being created
         return 0
+
+
+def test_a_page_another_ingest_stored_meanwhile_is_not_read_again(prefect_api, tmp_path, monkeypatch, capsys):
+    """Two ingests over the same files: what one stores while the other runs, the other skips."""
+    shared = pdf_of(tmp_path / "shared.pdf", 250, 251)
+    db = f"sqlite:///{tmp_path / 'queue.db'}"
+    log = tmp_path / "pages-read.log"
+    real = formscan.pool.read_page
+
+    def read_page(job, reader, work, settings):
+        with log.open("a") as out:
+            out.write(f"{job.page}\n")
+        if job.page == 1:  # meanwhile, another ingest stores page 2
+            from models import PageResult, SourceRef
+            from pipeline.extract import PageExtraction
+            from pipeline.read import file_sha256
+            from review.ingest import new_batch, store_extraction
+            from review.store import open_store
+
+            other = open_store(db, tmp_path / "store")
+            page_2 = PageExtraction(PageResult(source=SourceRef(file=job.file, page=2), error=None,
+                                               status=None, record=None))
+            store_extraction(other, new_batch(other, "other", [job.file]), job.file, file_sha256(job.file), 2, page_2)
+            other.close()
+        return real(job, reader, work, settings)
+
+    monkeypatch.setattr(formscan.pool, "read_page", read_page)
+    assert main(["ingest", str(shared), "--db", db, "--store", str(tmp_path / "store"), "--workers", "1"]) == 0
+    assert log.read_text().split() == ["1"]
+    assert sorted(rows_by_name(db)) == [("shared.pdf", 1), ("shared.pdf", 2)]
+    said = capsys.readouterr().err
+    assert "1 pages added" in said and "1 already in the queue" in said

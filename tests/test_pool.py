@@ -96,3 +96,22 @@ def test_when_no_worker_can_start_every_page_says_so(monkeypatch):
     results = [error for _, error in errors(pool, [("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1)])]
     assert [error.kind for error in results] == ["crashed"] * 3
     assert all("no worker process could start" in error.message for error in results), results
+
+
+def test_a_page_done_elsewhere_meanwhile_is_not_read(tmp_path, stand_ins):
+    asked = []
+
+    def done_elsewhere(item):
+        asked.append(item)
+        return item[0] == "b.pdf"
+
+    pool = PagePool(PageWork.RECORD, ReadSettings(workers=1), done_elsewhere=done_elsewhere)
+    results = list(pool.run([("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1), ("b.pdf", 2)]))
+    assert [item for item, _ in results] == [("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1), ("b.pdf", 2)]
+    assert [read is None for _, read in results] == [False, True, False, True]
+    assert {("a.pdf", 1), ("b.pdf", 1), ("c.pdf", 1), ("b.pdf", 2)} <= set(asked)
+
+
+def test_a_batch_done_elsewhere_whole_ends_without_reading(tmp_path, stand_ins):
+    pool = PagePool(PageWork.RECORD, ReadSettings(workers=2), done_elsewhere=lambda item: True)
+    assert [read for _, read in pool.run([("a.pdf", 1), ("b.pdf", 1)])] == [None, None]
