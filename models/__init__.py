@@ -8,7 +8,16 @@ from models.record import (
     IndicatorRow,
     TemplateRecord,
 )
-from models.result import Flag, FlagReason, Notice, PageError, PageResult, PageStatus, SourceRef
+from models.result import (
+    Flag,
+    FlagReason,
+    Notice,
+    PageError,
+    PageResult,
+    PageStatus,
+    SourceRef,
+    parse_record,
+)
 from models.table import PageTables, Table, TableCell
 
 __all__ = [
@@ -28,4 +37,5 @@ __all__ = [
     "Table",
     "TableCell",
     "TemplateRecord",
+    "parse_record",
 ]

@@ -6,7 +6,7 @@ import json
 from enum import Enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from models.record import FormRecord, TemplateRecord, record_kind
 
@@ -14,6 +14,13 @@ from models.record import FormRecord, TemplateRecord, record_kind
 AnyRecord = Annotated[
     Annotated[FormRecord, Tag("project")] | Annotated[TemplateRecord, Tag("template")], Discriminator(record_kind)
 ]
+_ANY_RECORD: TypeAdapter[FormRecord | TemplateRecord] = TypeAdapter(AnyRecord)
+
+
+def parse_record(data: dict) -> FormRecord | TemplateRecord:
+    """A record's JSON (as stored or exported) as its model: ``FormRecord`` for the project
+    form, ``TemplateRecord`` for any other form_type; raises pydantic's ValidationError."""
+    return _ANY_RECORD.validate_python(data)
 
 
 class FlagReason(str, Enum):

@@ -2,6 +2,9 @@
 
 Values are the corrected ones and the flags those still open. An audit-sample page
 not yet checked exports as ``auto_accepted``: that is what the machine said it was.
+A template's record (another form) goes out as stored: every field of it in JSONL and
+CSV; in XLSX its fields and funds/indicators rows under the columns of the same name,
+and all its fields, row by row, in a ``template_fields`` sheet.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import FormRecord, Notice, PageError, PageResult, PageStatus, SourceRef
-from review.fields import format_value
+from models import FormRecord, Notice, PageError, PageResult, PageStatus, SourceRef, TemplateRecord, parse_record
+from review.fields import Record, format_value
 from review.queue import STATUSES, flag_from_row
 from review.store import WHOLE_FILE, Correction, Document, PageRow, ReviewStore
 
 FORMATS = ("jsonl", "csv", "xlsx")
 PAGE_COLUMNS = ("year", "project_name", "department", "implementing_unit", "funds_unit", "goal_expected",
                 "goal_actual", "total_weight", "total_score")
+FUNDS_COLUMNS = ("source", "initial_budget", "annual_budget", "executed", "weight", "execution_rate", "score")
+INDICATOR_COLUMNS = ("level1", "level2", "name", "target", "actual", "weight", "score", "deviation_reason")
 AUDIT_COLUMNS = ("file", "page", "field", "from", "to", "action", "by", "at")
+TEMPLATE_FIELD_COLUMNS = ("file", "page", "field", "value")  # as in the CSV: form_type the first field
 
 
 def _pages(session: Session, statuses: list[str] | None) -> Iterator[PageRow]:
@@ -40,13 +46,16 @@ def page_result(page: PageRow) -> PageResult:
         return PageResult(source=source, error=PageError(kind=page.error_kind or "error",
                                                          message=page.error_message or ""))
     status = "auto_accepted" if page.status == "audit" else page.status
-    return PageResult(source=source, record=FormRecord.model_validate(page.record),
+    return PageResult(source=source, record=parse_record(page.record),
                       flags=[flag_from_row(row) for row in page.flags],
                       notices=[Notice.model_validate(n) for n in page.notices or []], status=PageStatus(status))
 
 
-def field_rows(record: FormRecord) -> Iterator[tuple[str, Any]]:
-    """Every (field path, value) of a record, in printed order."""
+def field_rows(record: Record) -> Iterator[tuple[str, Any]]:
+    """Every (field path, value) of a record, in printed order (a template's record: in its own order)."""
+    if isinstance(record, TemplateRecord):
+        yield from _leaves(record.model_dump(mode="json"))
+        return
     for key in PAGE_COLUMNS[:5]:
         yield key, getattr(record, key)
     for i, row in enumerate(record.funds):
@@ -59,6 +68,31 @@ def field_rows(record: FormRecord) -> Iterator[tuple[str, Any]]:
             yield f"indicators[{i}].{key}", value
     for key in PAGE_COLUMNS[7:]:
         yield key, getattr(record, key)
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (path, value) under ``value``: ``unit_name``, ``tasks[0].task``, ... in order."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def _cells(values: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    """``values`` under ``columns``, blank where a column has no value of one cell."""
+    return [None if isinstance(values.get(c), (list, dict)) else values.get(c) for c in columns]
+
+
+def _rows(record: Record, section: str) -> list[dict[str, Any]]:
+    """A section's rows as dicts: the project form's models, or a template record's row dicts."""
+    if isinstance(record, FormRecord):
+        return [row.model_dump() for row in getattr(record, section)]
+    rows = getattr(record, section, None)
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
 def audit_trail(session: Session, statuses: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -104,15 +138,15 @@ def _write_xlsx(session: Session, statuses: list[str] | None, out: Path) -> int:
     book = Workbook()
     pages = book.active
     pages.title = "pages"
-    pages.append(["file", "page", "status", *PAGE_COLUMNS, "open_flags", "error"])
+    # form_type last: the columns before it stay where readers of earlier exports find them
+    pages.append(["file", "page", "status", *PAGE_COLUMNS, "open_flags", "error", "form_type"])
     funds = book.create_sheet("funds")
-    funds.append(["file", "page", "source", "initial_budget", "annual_budget", "executed", "weight",
-                  "execution_rate", "score"])
+    funds.append(["file", "page", *FUNDS_COLUMNS])
     indicators = book.create_sheet("indicators")
-    indicators.append(["file", "page", "level1", "level2", "name", "target", "actual", "weight", "score",
-                       "deviation_reason"])
+    indicators.append(["file", "page", *INDICATOR_COLUMNS])
     flags = book.create_sheet("flags")
     flags.append(["file", "page", "field", "reason", "confidence", "message", "proposal"])
+    template_fields = None  # made for the first template record: an export of project forms has none
     count = 0
     for page in _pages(session, statuses):
         result = page_result(page)
@@ -123,12 +157,18 @@ def _write_xlsx(session: Session, statuses: list[str] | None, out: Path) -> int:
                           f"{result.error.kind}: {result.error.message}"])
             continue
         record = result.record
-        pages.append([*where, result.status.value, *(getattr(record, k) for k in PAGE_COLUMNS),
-                      len(result.flags), None])
-        for row in record.funds:
-            funds.append([*where, *row.model_dump().values()])
-        for row in record.indicators:
-            indicators.append([*where, *row.model_dump().values()])
+        pages.append([*where, result.status.value, *_cells(dict(record), PAGE_COLUMNS),
+                      len(result.flags), None, record.form_type])
+        for row in _rows(record, "funds"):
+            funds.append([*where, *_cells(row, FUNDS_COLUMNS)])
+        for row in _rows(record, "indicators"):
+            indicators.append([*where, *_cells(row, INDICATOR_COLUMNS)])
+        if isinstance(record, TemplateRecord):
+            if template_fields is None:
+                template_fields = book.create_sheet("template_fields")
+                template_fields.append(list(TEMPLATE_FIELD_COLUMNS))
+            for path, value in field_rows(record):
+                template_fields.append([*where, path, value])
         for flag in result.flags:
             flags.append([*where, flag.field, flag.reason, flag.confidence, flag.message, flag.proposal])
     audit = book.create_sheet("audit")

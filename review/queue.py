@@ -17,11 +17,11 @@ from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Flag, FlagReason, FormRecord
+from models import Flag, FlagReason, FormRecord, parse_record
 from pipeline.lexicon import Lexicon, field_kind
 from pipeline.errors import NotAFormError
 from pipeline.validate import LAYOUT_FAILED, rule_flags
-from review.fields import FieldValueError, get_text, is_editable, with_value
+from review.fields import FieldValueError, Record, get_text, is_editable, with_value
 from review.store import (
     Batch,
     CellRow,
@@ -46,7 +46,7 @@ EDIT_ACTIONS = ("edit", "proposal")  # actions that changed a value; "confirm" k
 
 # --- flags ------------------------------------------------------------------------------
 
-def open_flags(record: FormRecord, machine_flags: list[dict], corrections: list[Correction]) -> list[Flag]:
+def open_flags(record: Record, machine_flags: list[dict], corrections: list[Correction]) -> list[Flag]:
     """The flags still open after the reviewers' corrections.
 
     An OCR flag closes once a human has saved that field (typed or confirmed). Rules are
@@ -120,7 +120,7 @@ class SaveOutcome:
     page_id: int
     version: int
     status: str
-    record: FormRecord
+    record: Record
     flags: list[Flag]
 
     def as_json(self) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def _claim_version(session: Session, page_id: int, version: int, field: str) -> 
             select(Correction).where(Correction.page_id == page_id, Correction.field == field)
             .order_by(Correction.id.desc()).limit(1)
         )
-        record = FormRecord.model_validate(page.record) if page.record else None
+        record = parse_record(page.record) if page.record else None
         raise StaleVersionError(
             f"page {page_id} is at version {page.version}, the save was made on version {version}",
             current={
@@ -173,7 +173,7 @@ def save_field(session: Session, page_id: int, field: str, value: str, version: 
     page = _claim_version(session, page_id, version, field)
     if page.record is None or page.status in ("rejected", "error"):
         raise ReviewStateError(f"page {page_id} is {page.status}: it has no record to correct")
-    record = FormRecord.model_validate(page.record)
+    record = parse_record(page.record)
     old = get_text(record, field)
     if is_editable(record, field):
         record = with_value(record, field, value)
@@ -196,7 +196,7 @@ def save_field(session: Session, page_id: int, field: str, value: str, version: 
 def finish_page(session: Session, page_id: int, version: int, user: str, *, reject: bool = False) -> SaveOutcome:
     """Mark a page done (every flag closed) or rejected (not usable as a record)."""
     page = _claim_version(session, page_id, version, PAGE_FIELD)
-    record = FormRecord.model_validate(page.record) if page.record else FormRecord()
+    record = parse_record(page.record) if page.record else FormRecord()
     corrections = _corrections(session, page_id)
     flags = [flag_from_row(row) for row in page.flags]
     if reject:
@@ -229,7 +229,7 @@ def page_detail(session: Session, page_id: int) -> dict[str, Any]:
     page = session.get(PageRow, page_id)
     if page is None:
         raise PageNotFoundError(f"no page {page_id}")
-    record = FormRecord.model_validate(page.record) if page.record else None
+    record = parse_record(page.record) if page.record else None
     evidence = _evidence(session, page_id)
     grouped: dict[str, list[FlagRow]] = defaultdict(list)
     for row in page.flags:
@@ -291,7 +291,7 @@ def queue_fields(session: Session, *, status: str | None = "needs_review", reaso
     pages = session.scalars(_page_filter(select(PageRow), status, reason, batch).order_by(PageRow.id))
     entries = []
     for page in pages:
-        record = FormRecord.model_validate(page.record) if page.record else None
+        record = parse_record(page.record) if page.record else None
         for row in page.flags:
             if reason and row.reason != reason:
                 continue

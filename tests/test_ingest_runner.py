@@ -24,6 +24,7 @@ from formscan.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANS = ROOT / "fixtures" / "scans"
+DEPARTMENT = ROOT / "fixtures" / "department" / "scans"
 
 
 def page_image(shade: int) -> Image.Image:
@@ -123,8 +124,8 @@ def test_the_inbox_pass_reads_through_the_pool_and_records_a_crash(prefect_api, 
     assert all(history[0]["name"] == str(inbox / Path(history[1]["name"]).name) for history in histories)
 
 
-def test_extract_and_ingest_store_the_same_records_and_flags(prefect_api, tmp_path):
-    files = [str(SCANS / "seed-2.pdf")]
+def test_extract_and_ingest_store_the_same_records_and_flags_a_department_form_included(prefect_api, tmp_path):
+    files = [str(SCANS / "seed-2.pdf"), str(DEPARTMENT / "department-1.pdf")]
     extracted, exported = tmp_path / "extract.jsonl", tmp_path / "export.jsonl"
     db = f"sqlite:///{tmp_path / 'queue.db'}"
     assert main(["extract", *files, "-o", str(extracted), "--workers", "2", "-q"]) == 0
@@ -136,10 +137,12 @@ def test_extract_and_ingest_store_the_same_records_and_flags(prefect_api, tmp_pa
         return {(Path(line["source"]["file"]).name, line["source"]["page"]): line for line in lines}
 
     from_extract, from_queue = by_page(extracted), by_page(exported)
-    assert set(from_extract) == set(from_queue) == {("seed-2.pdf", 1)}
+    assert set(from_extract) == set(from_queue) == {("seed-2.pdf", 1), ("department-1.pdf", 1)}
     for key, line in from_extract.items():
         assert from_queue[key]["record"] == line["record"], key
         assert from_queue[key]["flags"] == line["flags"], key
+    department = from_queue[("department-1.pdf", 1)]["record"]
+    assert department["form_type"] == "department_performance_self_evaluation"
 
 
 def test_sigterm_stops_a_run_and_the_next_run_finishes_the_batch_once(tmp_path):
