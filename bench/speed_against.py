@@ -39,7 +39,7 @@ def pages_per_minute(tree: Path, pdfs: list[Path], workers: int, out: Path, comm
         target = ["-o", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", "formscan", command, *map(str, pdfs), *target, "--workers", str(workers)],
-        cwd=tree, env=env, capture_output=True, text=True, timeout=3600,
+        cwd=tree, env=env, capture_output=True, text=True, timeout=3600, check=False,
     )
     match = SUMMARY.search(done.stderr)
     if done.returncode != 0 or match is None:
