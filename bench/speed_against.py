@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.speed_against REV data/dev/scans [--pages 20] [--repeats 2] [--workers 2]
 
 REV is checked out into a temporary git worktree; both trees run ``formscan extract
---workers N`` on the same first ``--pages`` PDFs of the folder, in turn, ``--repeats`` times
+--workers N`` on the same first ``--pages`` PDFs of the folder, in turn (each first in
+alternate repeats), ``--repeats`` times
 (so a shared machine's drifting load falls on both alike), with this checkout's
 virtualenv. Prints each run's pages a minute (from the command's own summary line), the
 medians, and this checkout's median over REV's: the speed issue's gate is that it does not
@@ -68,7 +69,9 @@ def main() -> int:
         try:
             runs: dict[str, list[float]] = {"this checkout": [], args.rev: []}
             for repeat in range(1, args.repeats + 1):
-                for name, tree in (("this checkout", ROOT), (args.rev, base)):
+                trees = [("this checkout", ROOT), (args.rev, base)]
+                # Each goes first in turn: the order alone moves the ratio (a revision against itself).
+                for name, tree in trees if repeat % 2 else trees[::-1]:
                     ppm = pages_per_minute(tree, pdfs, args.workers, Path(tmp) / "out.jsonl", args.command)
                     runs[name].append(ppm)
                     print(f"repeat {repeat}: {name:<16} {ppm:6.1f} pages/min", flush=True)
