@@ -18,23 +18,28 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from sqlalchemy import select, text
 
-from review import auth
+from review import auth, form_view, labels, overview
 from review.fields import FieldValueError
+from review.presence import PresenceRegistry
 from review.queue import (
     STATUSES,
     audit_stats,
     batch_summaries,
+    confirm_section,
     finish_page,
     next_page_to_review,
     page_detail,
     queue_fields,
     queue_pages,
+    reject_page,
     save_field,
+    undo_reject,
 )
 from review.store import CellRow, FlagRow, PageNotFoundError, PageRow, ReviewStateError, ReviewStore, StaleVersionError
+from review.store import now as current_time
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "formscan_session"
@@ -46,17 +51,41 @@ CONTENT_SECURITY_POLICY = (
 
 
 class FieldCorrection(BaseModel):
-    """One correction: the field path, the value as the reviewer typed it, the version it was made on."""
+    """One correction: the field path, the value as the reviewer typed it, the version it was made on:
+    the field's (``field_version``, from GET /api/pages/{id}), or else the page's (``version``)."""
 
     model_config = ConfigDict(extra="forbid")
     field: str
     value: str | int | float | None
-    version: int
+    field_version: int | None = None  # the id of the field's last correction as read; 0 when it had none
+    version: int | None = None  # the page's version: clients that send no field_version are checked on it
     action: Literal["edit", "proposal"] = "edit"
+
+    @model_validator(mode="after")
+    def _made_on_a_version(self) -> FieldCorrection:
+        if self.field_version is None and self.version is None:
+            raise ValueError("send the field's version (field_version) or the page's (version)")
+        return self
 
 
 class PageAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    version: int
+
+
+class Rejection(BaseModel):
+    """Reject a page made on ``version``, saying why (kept in the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class SectionConfirmation(BaseModel):
+    """Confirm a section as it reads: ``header``, ``goals`` or a table (``funds``, ``indicators``, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    section: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     version: int
 
 
@@ -196,11 +225,23 @@ def create_app(store: ReviewStore) -> FastAPI:
               next: Annotated[str, Form()] = "/"):
         if not _same_origin(request):
             raise HTTPException(403, "cross-site login refused")
+        address, at, token = _client_address(request), current_time(), None
         with store.transaction() as session:
-            user = auth.authenticate(session, name, password)
-            if user is None:
-                return RedirectResponse(f"/login?failed=1&next={_local(next)}", status_code=303)
-            token, _csrf = auth.start_session(session, user)
+            # A locked name or address gets no password check at all, right or wrong.
+            wait = auth.login_lockout(session, name, address, at)
+            user = None if wait else auth.authenticate(session, name, password)
+            if user is not None:
+                auth.clear_login_failures(session, name)
+                token, _csrf = auth.start_session(session, user)
+            elif not wait:
+                wait = auth.record_login_failure(session, name, address, at)
+        if wait:
+            seconds = auth.whole_seconds(wait)
+            return templates.TemplateResponse(request, "login.html",
+                                              {"next": _local(next), "failed": False, "locked_seconds": seconds},
+                                              status_code=429, headers={"Retry-After": str(seconds)})
+        if token is None:
+            return RedirectResponse(f"/login?failed=1&next={_local(next)}", status_code=303)
         response = RedirectResponse(_local(next), status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https", max_age=int(auth.SESSION_LIFETIME.total_seconds()))
@@ -219,25 +260,68 @@ def create_app(store: ReviewStore) -> FastAPI:
 
     # --- HTML pages ---------------------------------------------------------------------
 
+    def _words(request: Request) -> dict[str, Any]:
+        """The reviewer's language (a cookie; Chinese by default) and the templates' words in it."""
+        lang = labels.lang_of(request.cookies.get(labels.LANG_COOKIE))
+        return {"lang": lang, "t": labels.ui_text(lang),
+                "status_name": lambda s: labels.status_name(s, lang),
+                "reason_name": lambda r: labels.reason_name(r, lang)}
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def queue_page(request: Request, viewer: ViewerDep, status: str = "", reason: str = "", batch: str = ""):
+    def queue_page(request: Request, viewer: ViewerDep, status: str = "", reason: str = "", batch: str = "",
+                   q: str = ""):
         batch_id = int(batch) if batch.isdigit() else None
+        words = _words(request)
         with store.transaction() as session:
             pages = queue_pages(session, status=status or None, reason=reason or None, batch=batch_id)
+            if q.strip():
+                found = set(overview.search_pages(session, q))
+                pages = [p for p in pages if p["id"] in found]
             reasons = sorted(set(session.scalars(select(FlagRow.reason).distinct())))
+            batches = batch_summaries(session)
+            left = overview.overview(session)
+            chosen = left["batches"].get(batch_id) if batch_id else None
+            finished = chosen if chosen is not None and chosen.finished else None
             context = {
-                "viewer": viewer, "pages": pages, "batches": batch_summaries(session), "audit": audit_stats(session),
-                "statuses": STATUSES, "reasons": reasons,
+                "viewer": viewer, "pages": pages, "batches": batches, "audit": audit_stats(session),
+                "statuses": STATUSES, "reasons": reasons, "q": q.strip(),
                 "filters": {"status": status, "reason": reason, "batch": batch_id},
                 "next_page": next_page_to_review(session, None, batch_id),
+                "texts": overview.page_texts(session, [p["id"] for p in pages]),
+                "overview": left, "totals": {s: sum(b.counts.get(s, 0) for b in batches) for s in STATUSES},
+                "eta": overview.duration_text(left["seconds_left"], words["t"]) if left["seconds_left"] else "",
+                "finished_batch": finished,
+                "next_batch": overview.next_batch_with_pages(left["progress"], batch_id) if finished else None,
+                **words,
             }
         return templates.TemplateResponse(request, "queue.html", context)
 
     @app.get("/pages/{page_id}", response_class=HTMLResponse, include_in_schema=False)
     def review_page(request: Request, page_id: int, viewer: ViewerDep):
+        words = _words(request)
         with store.transaction() as session:
             detail = page_detail(session, page_id)
-        return templates.TemplateResponse(request, "review.html", {"viewer": viewer, "page": detail})
+            form = form_view.review_context(session, detail, words["lang"], form_view.api_features(app.openapi()))
+        flagged = {item["field"] for item in detail["items"]}
+        return templates.TemplateResponse(request, "review.html",
+                                          {"viewer": viewer, "page": detail, "flagged": flagged, **form, **words})
+
+    @app.get("/lang/{code}", include_in_schema=False)
+    def choose_language(code: str, next: str = "/") -> RedirectResponse:
+        """The reviewer's language (中文 / English), kept in a cookie for a year."""
+        response = RedirectResponse(_local(next), status_code=303)
+        response.set_cookie(labels.LANG_COOKIE, labels.lang_of(code), max_age=365 * 24 * 3600, samesite="lax")
+        return response
+
+    @app.get("/api/search", tags=["api"])
+    def api_search(_who: ReaderDep, q: str, batch: int | None = None) -> list[dict[str, Any]]:
+        """Pages whose file name, 主管部门, 实施单位 or 项目名称 contains ``q`` (any case)."""
+        with store.transaction() as session:
+            found = set(overview.search_pages(session, q))
+            pages = [p for p in queue_pages(session, batch=batch) if p["id"] in found]
+            texts = overview.page_texts(session, [p["id"] for p in pages])
+        return [{"page_id": p["id"], "file": p["file"], "page": p["number"], "batch": p["batch"],
+                 "status": p["status"], "flags": p["flags"], **texts.get(p["id"], {})} for p in pages]
 
     @app.get("/pages/{page_id}/image", include_in_schema=False)
     def page_image(page_id: int, _who: ReaderDep) -> FileResponse:
@@ -271,40 +355,82 @@ def create_app(store: ReviewStore) -> FastAPI:
         with store.transaction() as session:
             return queue_fields(session, status=status, reason=reason, batch=batch)
 
+    # Who has which page open, from heartbeats: in this process's memory only (review/presence.py).
+    presence = app.state.presence = PresenceRegistry()
+
     @app.get("/api/pages/{page_id}", tags=["api"])
-    def api_page(page_id: int, _who: ReaderDep) -> dict[str, Any]:
-        """A page: record, open flags grouped by field with their cell and readings, the audit trail."""
+    def api_page(page_id: int, who: ReaderDep) -> dict[str, Any]:
+        """A page: record, open flags grouped by field with their cell, readings and ``field_version``,
+        the audit trail, ``field_versions``, and ``others``: who else sent a presence heartbeat in the
+        last 60 s (to this server process)."""
         with store.transaction() as session:
-            return page_detail(session, page_id)
+            detail = page_detail(session, page_id)
+        return {**detail, "others": presence.others(page_id, who.name)}
 
     @app.post("/api/pages/{page_id}/fields", tags=["api"])
     def api_save_field(page_id: int, body: FieldCorrection, who: WriterDep) -> dict[str, Any]:
-        """Save one correction made on ``version``; returns the re-validated record and open flags.
-        409 with the current value when the page changed since that version."""
+        """Save one correction made on the field's ``field_version`` (or, without it, on the page's
+        ``version``); returns the re-validated record, open flags and the field's new version.
+        409 with both values (``current.yours``, ``current.theirs``, who, when) and the field's
+        current version when someone saved the field since."""
         value = "" if body.value is None else str(body.value)
         with store.transaction() as session:
-            outcome = save_field(session, page_id, body.field, value, body.version, who.name, action=body.action)
-            return outcome.as_json()
+            outcome = save_field(session, page_id, body.field, value, body.version, who.name, action=body.action,
+                                 field_version=body.field_version)
+        return {**outcome.as_json(), "field": body.field, "field_version": outcome.field_versions[body.field]}
+
+    @app.post("/api/pages/{page_id}/sections/confirm", tags=["api"])
+    def api_confirm_section(page_id: int, body: SectionConfirmation, who: WriterDep) -> dict[str, Any]:
+        """Confirm a section as it reads (made on the page's ``version``): closes the layout flags of
+        its fields that have no other flag open; ``saved_fields`` lists them."""
+        with store.transaction() as session:
+            outcome = confirm_section(session, page_id, body.section, body.version, who.name)
+        return outcome.as_json()
 
     @app.post("/api/pages/{page_id}/done", tags=["api"])
     def api_done(page_id: int, body: PageAction, who: WriterDep) -> dict[str, Any]:
         """Mark the page reviewed (409 while flags remain); returns the next page waiting for review."""
-        return _finish(page_id, body.version, who.name, reject=False)
+        with store.transaction() as session:
+            outcome = finish_page(session, page_id, body.version, who.name)
+        return _finish(page_id, outcome.as_json())
 
     @app.post("/api/pages/{page_id}/reject", tags=["api"])
-    def api_reject(page_id: int, body: PageAction, who: WriterDep) -> dict[str, Any]:
-        """Reject the page: it is not usable as a record."""
-        return _finish(page_id, body.version, who.name, reject=True)
-
-    def _finish(page_id: int, version: int, user: str, *, reject: bool) -> dict[str, Any]:
+    def api_reject(page_id: int, body: Rejection, who: WriterDep) -> dict[str, Any]:
+        """Reject the page, saying why (422 without a reason): it is not usable as a record."""
         with store.transaction() as session:
-            outcome = finish_page(session, page_id, version, user, reject=reject)
+            outcome = reject_page(session, page_id, body.version, who.name, body.reason)
+        return _finish(page_id, outcome.as_json())
+
+    @app.post("/api/pages/{page_id}/undo-reject", tags=["api"])
+    def api_undo_reject(page_id: int, body: PageAction, who: WriterDep) -> dict[str, Any]:
+        """Take a rejection back: the page gets the status it had before (409 if it is not rejected)."""
+        with store.transaction() as session:
+            outcome = undo_reject(session, page_id, body.version, who.name)
+        return outcome.as_json()
+
+    @app.post("/api/pages/{page_id}/presence", tags=["api"])
+    def api_presence(page_id: int, who: WriterDep) -> dict[str, Any]:
+        """A heartbeat: the caller has the page open. Returns ``others`` as GET /api/pages/{id} does."""
+        with store.transaction() as session:
+            if session.get(PageRow, page_id) is None:
+                raise PageNotFoundError(f"no page {page_id}")
+        presence.seen(page_id, who.name)
+        return {"page_id": page_id, "others": presence.others(page_id, who.name),
+                "window_seconds": presence.window_seconds}
+
+    def _finish(page_id: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        """A page action's outcome, with the next page waiting in the page's batch."""
         with store.transaction() as session:
             batch = session.scalar(select(PageRow).where(PageRow.id == page_id)).document.batch_id
             following = next_page_to_review(session, page_id, batch)
-        return {**outcome.as_json(), "next_page_id": following}
+        return {**outcome, "next_page_id": following}
 
     return app
+
+
+def _client_address(request: Request) -> str:
+    """The client's IP address (behind a local proxy, the one uvicorn takes from X-Forwarded-For)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _local(target: str) -> str:

@@ -2,6 +2,8 @@
 
 Passwords are hashed with the stdlib's scrypt; session and API tokens are random
 and stored only as their SHA-256, so a copy of the database lets no one in.
+Repeated wrong passwords for one name, or from one address, lock the login for a
+while that grows with each further failure.
 """
 
 from __future__ import annotations
@@ -9,18 +11,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import FormscanError
-from review.store import ApiToken, User, WebSession, now
+from review.store import ApiToken, FailedLogin, User, WebSession, now
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SESSION_LIFETIME = timedelta(hours=12)
 TOKEN_PREFIX = "fst_"
+LOCKOUT_AFTER = 5  # failures in FAILURE_WINDOW, for one name or from one address
+FAILURE_WINDOW = timedelta(minutes=15)
+FIRST_LOCKOUT = timedelta(seconds=30)  # doubled for each failure past LOCKOUT_AFTER
+LONGEST_LOCKOUT = timedelta(minutes=15)
+KEY_LENGTH = 100  # FailedLogin's columns: a longer name or address is cut, not refused by the database
+
+log = logging.getLogger("formscan.review.auth")
 
 
 class AuthError(FormscanError):
@@ -30,7 +41,7 @@ class AuthError(FormscanError):
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    encode = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    encode = lambda raw: base64.b64encode(raw).decode()
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${encode(salt)}${encode(digest)}"
 
 
@@ -111,3 +122,61 @@ def end_session(session: Session, token: str) -> None:
 
 def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected, given)
+
+
+# --- throttling repeated wrong passwords ---------------------------------------------------
+
+def lockout_after(failures: int) -> timedelta:
+    """How long logins stay refused after the last of ``failures`` recent failures (zero below the threshold)."""
+    if failures < LOCKOUT_AFTER:
+        return timedelta(0)
+    doublings = min(failures - LOCKOUT_AFTER, 16)  # 30 s * 2**16 is far past the longest lockout already
+    return min(FIRST_LOCKOUT * 2**doublings, LONGEST_LOCKOUT)
+
+
+def whole_seconds(wait: timedelta) -> int:
+    """A lockout as Retry-After states it: whole seconds, rounded up."""
+    return math.ceil(wait.total_seconds())
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC times
+
+
+def _wait(session: Session, name: str, address: str, now: datetime) -> timedelta:
+    """The longer of the lockouts that the name's and the address's recent failures impose at ``now``
+    (zero when neither is locked)."""
+    wait = timedelta(0)
+    for column, key in ((FailedLogin.name, name[:KEY_LENGTH]), (FailedLogin.address, address[:KEY_LENGTH])):
+        count, last = session.execute(
+            select(func.count(), func.max(FailedLogin.at)).where(column == key, FailedLogin.at > now - FAILURE_WINDOW)
+        ).one()
+        if count:
+            wait = max(wait, _as_utc(last) + lockout_after(count) - now)
+    return wait
+
+
+def login_lockout(session: Session, name: str, address: str, now: datetime) -> timedelta:
+    """How much longer a login as ``name`` from ``address`` is refused; zero when it may go ahead."""
+    wait = _wait(session, name, address, now)
+    if wait:
+        log.warning("login as %r from %s refused: locked for %d s more", name, address, whole_seconds(wait))
+    return wait
+
+
+def record_login_failure(session: Session, name: str, address: str, now: datetime) -> timedelta:
+    """Note a wrong password (or an unknown name); returns the lockout it starts, zero when none."""
+    session.execute(delete(FailedLogin).where(FailedLogin.at <= now - FAILURE_WINDOW))  # no longer counted
+    session.add(FailedLogin(name=name[:KEY_LENGTH], address=address[:KEY_LENGTH], at=now))
+    session.flush()
+    wait = _wait(session, name, address, now)
+    if wait:
+        log.warning("wrong password for %r from %s: logins locked for %d s", name, address, whole_seconds(wait))
+    else:
+        log.warning("wrong password for %r from %s", name, address)
+    return wait
+
+
+def clear_login_failures(session: Session, name: str) -> None:
+    """A successful login forgets the name's failures (from every address)."""
+    session.execute(delete(FailedLogin).where(FailedLogin.name == name[:KEY_LENGTH]))

@@ -39,7 +39,7 @@ def run_export(args: argparse.Namespace) -> int:
     statuses = [s for value in args.status or [] for s in value.split(",") if s] or None
     store = _open(args)
     try:
-        count = export(store, args.format, args.output, statuses, args.audit_trail)
+        count = export(store, args.format, args.output, statuses, args.audit_trail, headers=args.headers)
     except ValueError as exc:
         print(f"formscan: {exc}", file=sys.stderr)
         return 2
@@ -105,14 +105,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     export = sub.add_parser("export", help="write the queue's records (corrected) to JSONL, CSV or XLSX",
                             description="JSONL lines have `formscan extract`'s shape with corrected values and "
-                            "the flags still open; CSV has one row per field; XLSX has sheets pages, funds, "
-                            "indicators, flags and audit.")
+                            "the flags still open; CSV has one row per field; XLSX has sheets 页面, 资金, 绩效指标, "
+                            "待核字段 and 修改记录 (pages, funds, indicators, flags and audit with --headers en).")
     export.add_argument("--format", required=True, choices=("jsonl", "csv", "xlsx"))
     export.add_argument("--status", action="append", metavar="STATUS",
                         help="only pages with this status (repeat or comma-separate): needs_review, audit, "
                         "corrected, auto_accepted, rejected, error")
     export.add_argument("-o", "--output", required=True, metavar="FILE")
     export.add_argument("--audit-trail", metavar="CSV", help="also write the audit trail of these pages to CSV")
+    export.add_argument("--headers", choices=("zh", "en"), default="zh",
+                        help="CSV and XLSX column headers and sheet names: zh, the form's own labels (default), "
+                        "or en, the records' field names")
     add_db_options(export)
     export.set_defaults(func=run_export)
 

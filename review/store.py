@@ -166,7 +166,7 @@ class Correction(Base):
     field: Mapped[str] = mapped_column(String(100))
     old_value: Mapped[str] = mapped_column(Text)
     new_value: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(String(20))  # edit / confirm / proposal / done / reject
+    action: Mapped[str] = mapped_column(String(20))  # review.queue.CorrectionAction: edit / confirm / ... / undo_reject
     user_name: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(default=now)
 
@@ -197,6 +197,16 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     expires_at: Mapped[datetime] = mapped_column()
     user: Mapped[User] = relationship()
+
+
+class FailedLogin(Base):
+    """A wrong password (or unknown name) at the login form: for which name, from which address, when."""
+
+    __tablename__ = "failed_logins"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)  # as typed, cut to the column's width
+    address: Mapped[str] = mapped_column(String(100), index=True)  # the client's IP address
+    at: Mapped[datetime] = mapped_column(index=True)
 
 
 class LexiconTerm(Base):
@@ -281,10 +291,12 @@ class ReviewStore:
         if not relative:
             return None
         root = self.store_dir.resolve()
-        candidate = (root / relative).resolve()
-        if not candidate.is_relative_to(root) or not candidate.is_file():
+        try:
+            candidate = (root / relative).resolve()
+            inside = candidate.is_relative_to(root) and candidate.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name too long: no such file either
             return None
-        return candidate
+        return candidate if inside else None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,6 +1,6 @@
 """The real UI in headless Chromium (Debian's, through Playwright), against `formscan review` on 127.0.0.1.
 
-Set FORMSCAN_SCREENSHOT=1 to also write the review page's screenshot to docs/review-page.png.
+Set FORMSCAN_SCREENSHOT=1 to also write the review page screenshot to docs/images/review-form-view.png.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_a_whole_batch_reviewed_with_the_keyboard_then_exported(server: str, bro
     assert {"funds[0].execution_rate", "total_score"} <= set(fields)  # in reading order, OCR flags among them
     page = browser_page
     log_in(page, server)
-    expect(page.locator("#audit")).to_contain_text("Audit sample: 1 of")
+    expect(page.locator("#audit")).to_contain_text("抽查：1 页")
     with page.expect_response(lambda response: response.url.endswith("/crop")) as crop:
         page.keyboard.press("Enter")  # "Start reviewing" has the focus
     expect(page).to_have_url(f"{server}/pages/{queue.flagged_id}")
@@ -109,35 +109,35 @@ def test_a_whole_batch_reviewed_with_the_keyboard_then_exported(server: str, bro
     page.wait_for_load_state("networkidle")  # page image and crop drawn (no eval: the CSP forbids it)
     page.screenshot(path=tmp_path / "review-page.png")
     if os.environ.get("FORMSCAN_SCREENSHOT"):
-        page.screenshot(path=ROOT / "docs" / "review-page.png")
+        page.screenshot(path=ROOT / "docs" / "images" / "review-form-view.png")
 
     page.keyboard.type("99.55%")  # the value is selected: typing replaces it
     page.keyboard.press("Enter")  # save, re-validate, move on to the next flagged field
     message = page.locator("#message")
-    expect(message).to_contain_text("Saved funds[0].execution_rate. Rules still broken: total_score rule:scores_sum")
+    expect(message).to_contain_text("已保存 年度资金总额 执行率。仍不符合：得分合计 100，与总分 90 不符")
     expect(page.locator("#trail")).to_contain_text("99.55")
     expect(page.locator("#version")).to_have_text("2")
 
     while page.locator("#field").text_content() != "total_score":
         page.keyboard.press("Tab")
     page.keyboard.press("Alt+A")  # accept the proposal: the rows add up to 100
-    expect(message).to_contain_text("Saved total_score. No rule broken.")
+    expect(message).to_contain_text("已保存 总分 得分。各项规则都已符合。")
     expect(page.locator("#version")).to_have_text("3")
     version = 3
-    while "No flags left" not in message.text_content():  # the OCR-flagged readings are right: Enter confirms
+    while "没有待核对的字段了" not in message.text_content():  # the OCR-flagged readings are right: Enter confirms
         assert version < 3 + len(fields)
         page.keyboard.press("Enter")
         version += 1
         expect(page.locator("#version")).to_have_text(str(version))
-    expect(message).to_contain_text("No flags left")
-    expect(page.locator("#status")).to_have_text("corrected")
+    expect(message).to_contain_text("没有待核对的字段了")
+    expect(page.locator("#status")).to_have_text("已更正")
     page.keyboard.press("Alt+D")  # page done: on to the next page waiting (the audit sample)
     expect(page).to_have_url(f"{server}/pages/{queue.clean_id}")
-    expect(message).to_contain_text("No flags left")
+    expect(message).to_contain_text("没有待核对的字段了")
     page.keyboard.press("Alt+D")
     expect(page).to_have_url(server + "/")
-    expect(page.locator(".done")).to_have_text("Nothing waits for review.")
-    expect(page.locator("#audit")).to_contain_text("1 checked")
+    expect(page.locator(".done")).to_have_text("没有待核对的页面了。")
+    expect(page.locator("#audit")).to_contain_text("已查 1 页")
 
     out = tmp_path / "export.jsonl"
     done = subprocess.run([sys.executable, "-m", "formscan", "export", "--format", "jsonl", "--db", queue.store.url,
@@ -157,7 +157,8 @@ def test_a_stale_save_shows_the_other_persons_value_as_text(server: str, browser
     log_in(page, server)
     page.goto(f"{server}/pages/{queue.flagged_id}")
     expect(page.locator("#value")).to_be_focused()
-    field = page.locator("#field").inner_text()  # the first flagged field, whichever OCR flagged
+    field = page.locator("#field").text_content()  # the first flagged field, whichever OCR flagged
+    label = page.locator("#label").text_content()  # as the form prints it, e.g. 年度资金总额 全年预算数
     numeric = field.rsplit(".", 1)[-1] in {"initial_budget", "annual_budget", "executed", "weight",
                                            "execution_rate", "score", "total_weight", "total_score"}
     other = "12.34" if numeric else "<script>alert(1)</script>"  # markup must show as text
@@ -169,7 +170,7 @@ def test_a_stale_save_shows_the_other_persons_value_as_text(server: str, browser
     page.keyboard.press("Enter")
     conflict = page.locator("#conflict")
     expect(conflict).to_be_visible()
-    expect(conflict).to_contain_text(f"bob changed this page first: {field} is now “{other}”")
+    expect(conflict).to_contain_text(f"bob 先改了这一页：{label} 现在是“{other}”")
     expect(page.locator("#value")).to_have_value(mine)  # her typing is not lost
     page.keyboard.press("Enter")  # having seen bob's value, she saves hers over it
     expect(conflict).to_be_hidden()

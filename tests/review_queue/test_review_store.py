@@ -20,7 +20,7 @@ from review.export import export
 from review.fields import FieldValueError
 from pipeline.read import read_pages
 from review.ingest import file_sha256, in_audit_sample, new_batch, queue_lexicon, store_extraction
-from review.queue import OCR_REASONS, audit_stats, finish_page, queue_fields, save_field
+from review.queue import OCR_REASONS, audit_stats, finish_page, queue_fields, reject_page, save_field
 from review.store import (
     CellRow,
     Correction,
@@ -47,7 +47,7 @@ def test_migrations_make_the_schema_and_reopening_changes_nothing(db_url, tmp_pa
     first.close()
     again = open_store(db_url, tmp_path / "store")
     with again.transaction() as session:
-        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         assert session.scalar(select(func.count()).select_from(PageRow)) == 0
     again.close()
 
@@ -184,7 +184,7 @@ def test_done_needs_every_flag_closed_and_reject_always_works(queue: Queue):
     with pytest.raises(ReviewStateError), queue.store.transaction() as session:
         finish_page(session, queue.flagged_id, 1, "alice")
     with queue.store.transaction() as session:
-        rejected = finish_page(session, queue.flagged_id, 1, "alice", reject=True)
+        rejected = reject_page(session, queue.flagged_id, 1, "alice", "not usable: the form is cut off")
     assert rejected.status == "rejected" and page(queue, queue.flagged_id).reviewed_by == "alice"
 
 
