@@ -376,7 +376,8 @@ SCRIPT_TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "saved": "已保存 {label}。", "still_broken": "仍不符合：{list}。", "no_rule": "各项规则都已符合。",
         "left": "还有 {n} 处待核对。", "none_left": "没有待核对的字段了 —— 按 Alt+D 完成本页。",
-        "conflict": "{who} 先改了这一页：{label} 现在是“{value}”。你的值还在框里 —— 按 Enter 用你的值覆盖。",
+        "conflict": "{who} 先改了{label}：现在是“{value}”，你的是“{yours}”。请选择保留哪一个：",
+        "conflict_mine": "保存我的值“{value}”", "conflict_theirs": "采用对方的值“{value}”",
         "someone": "其他人", "drafts_left": "还有 {n} 处未保存的修改：请先保存。",
         "rejected": "本页已退回。", "reason_was": "原因：{reason}", "undone": "已撤销退回。",
         "need_reason": "请写明退回的原因。", "error": "出错了：{detail}", "next_page": "下一页 →",
@@ -387,8 +388,8 @@ SCRIPT_TEXT: dict[str, dict[str, str]] = {
     "en": {
         "saved": "Saved {label}.", "still_broken": "Rules still broken: {list}.", "no_rule": "No rule broken.",
         "left": "{n} flag(s) open.", "none_left": "No flags left — Alt+D marks the page done.",
-        "conflict": "{who} changed this page first: {label} is now “{value}”. Your value is still in the box — "
-                    "Enter saves it over theirs.",
+        "conflict": "{who} changed {label} first: it is now “{value}”, yours is “{yours}”. Choose which to keep:",
+        "conflict_mine": "Save mine “{value}”", "conflict_theirs": "Take theirs “{value}”",
         "someone": "someone", "drafts_left": "{n} unsaved change(s): save them first.",
         "rejected": "Page rejected.", "reason_was": "Reason: {reason}", "undone": "Reject undone.",
         "need_reason": "Say why the page is rejected.", "error": "Error: {detail}", "next_page": "Next page →",

@@ -62,6 +62,7 @@ const longFields = new Set(view.long);
 const drafts = new Map();  // field -> the value typed and not saved
 const draftKey = (field) => "formscan.draft." + page.id + "." + field;
 let current = null;  // the field in the editor
+let conflict = null;  // {field, version, theirs}: someone else saved the field first, until a choice is made
 let nextPageId = null;
 
 function fill(template, values) {
@@ -382,13 +383,14 @@ async function save(value, action) {
   const { status, data } = await api.saveField(page.id, field, value, action);
   if (status === 409 && data.current) {
     page.version = data.current.version;
-    if (data.current.field_version !== undefined) {
-      page.field_versions = { ...(page.field_versions || {}), [field]: data.current.field_version };
-    }
     $("version").textContent = page.version;
     keepDraft(field, value);  // the typing is kept, and survives a reload
-    $("conflict").textContent = fill(T.conflict, { who: data.current.by || T.someone, label: label(field),
-      value: data.current.value });
+    // The field's new version is kept aside: only a choice below uses it, so Enter again is refused again.
+    conflict = { field, version: data.current.field_version, theirs: data.current.value };
+    $("conflict-text").textContent = fill(T.conflict, { who: data.current.by || T.someone, label: label(field),
+      value: data.current.value, yours: value });
+    $("conflict-mine").textContent = fill(T.conflict_mine, { value });
+    $("conflict-theirs").textContent = fill(T.conflict_theirs, { value: data.current.value ?? "" });
     $("conflict").hidden = false;
     return;
   }
@@ -398,6 +400,7 @@ async function save(value, action) {
     return;
   }
   dropDraft(field);
+  conflict = null;
   $("conflict").hidden = true;
   await refresh();
   renderStatus();
@@ -495,6 +498,26 @@ $("form").addEventListener("click", (event) => {
   const target = event.target.closest(".f[data-field]");
   if (target) move(target.dataset.field);
 });
+
+// A conflict on a field is settled only by a choice: save one's own value over theirs, or take theirs.
+function chooseInConflict(mine) {
+  if (!conflict || conflict.field !== current) return;
+  if (conflict.version !== undefined) {
+    page.field_versions = { ...(page.field_versions || {}), [conflict.field]: conflict.version };
+  }
+  const theirs = conflict.theirs ?? "";
+  if (mine) {
+    save(editorBox().value, "edit");
+    return;
+  }
+  dropDraft(conflict.field);
+  conflict = null;
+  $("conflict").hidden = true;
+  editorBox().value = theirs;
+  refresh().then(() => { renderStatus(); renderTrail(); });
+}
+$("conflict-mine").addEventListener("click", () => chooseInConflict(true));
+$("conflict-theirs").addEventListener("click", () => chooseInConflict(false));
 
 document.addEventListener("keydown", (event) => {
   if (dialog.open) return;  // the dialog's own keys: Escape cancels, Ctrl+Enter rejects

@@ -170,9 +170,9 @@ def test_a_stale_save_shows_the_other_persons_value_as_text(server: str, browser
     page.keyboard.press("Enter")
     conflict = page.locator("#conflict")
     expect(conflict).to_be_visible()
-    expect(conflict).to_contain_text(f"bob 先改了这一页：{label} 现在是“{other}”")
+    expect(conflict).to_contain_text(f"bob 先改了{label}：现在是“{other}”")
     expect(page.locator("#value")).to_have_value(mine)  # her typing is not lost
-    page.keyboard.press("Enter")  # having seen bob's value, she saves hers over it
+    page.locator("#conflict-mine").click()  # having seen bob's value, she chooses to save hers over it
     expect(conflict).to_be_hidden()
     expect(page.locator("#trail")).to_contain_text(other)
     expect(page.locator("#trail")).to_contain_text(mine)

@@ -145,14 +145,19 @@ def test_two_reviewers_on_one_page(server: str, browser: Browser, queue: Queue):
     assert edit(bob, same, "222") == 409
     conflict = bob.locator("#conflict")
     expect(conflict).to_be_visible()
-    expect(conflict).to_contain_text(f"alice 先改了这一页：{bob.locator('#label').text_content()} 现在是“{theirs}”")
+    expect(conflict).to_contain_text(f"alice 先改了{bob.locator('#label').text_content()}：现在是“{theirs}”，你的是“222”")
     expect(bob.locator("#value")).to_have_value("222")  # bob's typing is not lost
     assert stored_value(queue, queue.flagged_id, same) == "111"  # and alice's value is not overwritten
     assert trail(queue, queue.flagged_id)[len(before):] == [(same, "111", "alice")]
 
-    # The conflict says how to choose: Enter now keeps bob's value, over alice's he has seen.
-    expect(conflict).to_contain_text("按 Enter 用你的值覆盖")
-    assert press_enter(bob) == 200
+    # A bare Enter again is not a choice: refused again, alice's value stays.
+    assert press_enter(bob) == 409
+    expect(conflict).to_be_visible()
+    assert stored_value(queue, queue.flagged_id, same) == "111"
+    # Choosing his own value saves it over hers, on purpose.
+    with bob.expect_response(lambda r: r.url.endswith("/fields") and r.request.method == "POST") as saved:
+        bob.locator("#conflict-mine").click()
+    assert saved.value.status == 200
     expect(conflict).to_be_hidden()
     assert stored_value(queue, queue.flagged_id, same) == "222"
     assert trail(queue, queue.flagged_id)[len(before):] == [(same, "111", "alice"), (same, "222", "bob")]
