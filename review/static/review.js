@@ -420,6 +420,13 @@ async function finish() {
   }
   const { status, data } = await api.done(page.id);
   if (await pageChanged(status, data)) return;
+  if (status === 409) {  // flags still open: said in the reviewer's words, with where the first one is
+    await refresh();
+    renderStatus();
+    say(fill(T.flags_open, { n: page.items.length }), "error");
+    if (page.items.length) select(page.items[0].field);
+    return;
+  }
   if (status !== 200) { say(fill(T.error, { detail: data.detail || status }), "error"); return; }
   const batch = new URLSearchParams(location.search).get("batch");
   location.href = data.next_page_id ? "/pages/" + data.next_page_id + (batch ? "?batch=" + batch : "")

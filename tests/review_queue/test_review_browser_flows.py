@@ -88,7 +88,7 @@ def test_a_layout_doubt_page_closes_only_field_by_field(server: str, browser: Br
     expect(page.locator("#value")).to_be_focused()
 
     page.keyboard.press("Alt+D")  # done, with every flag open: refused, the page stays
-    expect(message).to_contain_text("still open")
+    expect(message).to_contain_text("处待核对：逐一保存或确认后才能完成本页")
     expect(message).not_to_contain_text("别人改过")
     assert stored_status(queue, layout_page) == "needs_review"
 
@@ -105,7 +105,7 @@ def test_a_layout_doubt_page_closes_only_field_by_field(server: str, browser: Br
     assert [f for f, _, _ in trail(queue, layout_page)] == [first, second]
 
     page.keyboard.press("Alt+D")  # still refused: the other layout flags are open
-    expect(message).to_contain_text("still open")
+    expect(message).to_contain_text("处待核对：逐一保存或确认后才能完成本页")
     expect(page).to_have_url(f"{server}/pages/{layout_page}")
     assert stored_status(queue, layout_page) == "needs_review"
     assert layout_flags(queue, layout_page) == in_doubt - {first, second}
