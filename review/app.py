@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from review import auth, form_view, labels, overview
 from review.fields import FieldValueError
@@ -38,7 +38,16 @@ from review.queue import (
     save_field,
     undo_reject,
 )
-from review.store import CellRow, FlagRow, PageNotFoundError, PageRow, ReviewStateError, ReviewStore, StaleVersionError
+from review.store import (
+    CellRow,
+    FlagRow,
+    PageNotFoundError,
+    PageRow,
+    ReviewStateError,
+    ReviewStore,
+    StaleVersionError,
+    User,
+)
 from review.store import now as current_time
 
 HERE = Path(__file__).parent
@@ -261,8 +270,14 @@ def create_app(store: ReviewStore) -> FastAPI:
     # --- HTML pages ---------------------------------------------------------------------
 
     def _words(request: Request) -> dict[str, Any]:
-        """The reviewer's language (a cookie; Chinese by default) and the templates' words in it."""
-        lang = labels.lang_of(request.cookies.get(labels.LANG_COOKIE))
+        """The reviewer's language (their own setting, else the browser's cookie; Chinese by
+        default) and the templates' words in it."""
+        reviewer = _session_reviewer(request)
+        chosen = None
+        if reviewer is not None:
+            with store.transaction() as session:
+                chosen = session.scalar(select(User.language).where(User.name == reviewer.name))
+        lang = labels.lang_of(chosen or request.cookies.get(labels.LANG_COOKIE))
         return {"lang": lang, "t": labels.ui_text(lang),
                 "status_name": lambda s: labels.status_name(s, lang),
                 "reason_name": lambda r: labels.reason_name(r, lang)}
@@ -307,10 +322,16 @@ def create_app(store: ReviewStore) -> FastAPI:
                                           {"viewer": viewer, "page": detail, "flagged": flagged, **form, **words})
 
     @app.get("/lang/{code}", include_in_schema=False)
-    def choose_language(code: str, next: str = "/") -> RedirectResponse:
-        """The reviewer's language (中文 / English), kept in a cookie for a year."""
+    def choose_language(request: Request, code: str, next: str = "/") -> RedirectResponse:
+        """The reviewer's language (中文 / English): their setting when logged in, and a cookie
+        for a year (the login page's)."""
+        lang = labels.lang_of(code)
+        reviewer = _session_reviewer(request)
+        if reviewer is not None:
+            with store.transaction() as session:
+                session.execute(update(User).where(User.name == reviewer.name).values(language=lang))
         response = RedirectResponse(_local(next), status_code=303)
-        response.set_cookie(labels.LANG_COOKIE, labels.lang_of(code), max_age=365 * 24 * 3600, samesite="lax")
+        response.set_cookie(labels.LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
         return response
 
     @app.get("/api/search", tags=["api"])

@@ -176,6 +176,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))  # the review UI's, once chosen (labels.LANGUAGES)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

@@ -23,7 +23,7 @@ from review.app import create_app
 from review.fields import get_text
 from review.form_view import field_cells
 from review.ingest import new_batch, store_extraction
-from review.labels import field_paths
+from review.labels import LANG_COOKIE, field_paths
 from review.queue import finish_page, page_detail, reject_page, save_field
 from review.store import Batch, Document, PageRow, open_store
 from review_queue import test_review_browser as browser
@@ -363,3 +363,19 @@ def test_a_template_records_form_view_has_its_templates_labels(db_url: str, tmp_
         assert f'data-page="{stored_page.id}"' in queue_page
     finally:
         store.close()
+
+
+def test_the_language_is_the_reviewers_own_on_any_browser(queue: Queue):
+    """English chosen once by alice follows her to a browser that never chose; bob keeps Chinese."""
+    def logged_in(name: str) -> TestClient:
+        client = TestClient(create_app(queue.store), base_url="http://127.0.0.1:8000", follow_redirects=False)
+        response = client.post("/login", data={"name": name, "password": PASSWORDS[name], "next": "/"})
+        assert response.status_code == 303
+        return client
+
+    first = logged_in("alice")
+    assert 'lang="zh' in first.get("/").text  # Chinese by default
+    assert first.get("/lang/en?next=/").status_code == 303
+    elsewhere = logged_in("alice")  # a new browser: no language cookie
+    assert LANG_COOKIE not in elsewhere.cookies and 'lang="en"' in elsewhere.get("/").text
+    assert 'lang="zh' in logged_in("bob").get("/").text

@@ -47,7 +47,7 @@ def test_migrations_make_the_schema_and_reopening_changes_nothing(db_url, tmp_pa
     first.close()
     again = open_store(db_url, tmp_path / "store")
     with again.transaction() as session:
-        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         assert session.scalar(select(func.count()).select_from(PageRow)) == 0
     again.close()
 
