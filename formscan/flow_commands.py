@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from formscan.cli import Progress, add_read_options, add_template_option, read_settings, templates_known
+from formscan.options import Progress, add_read_options, add_template_option, read_settings, templates_known
 from review.commands import add_db_options
 
 DATABASE_URL_ENV = "FORMSCAN_DATABASE_URL"  # review.store.DATABASE_URL_ENV, not imported: --help stays fast

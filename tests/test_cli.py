@@ -43,3 +43,12 @@ def test_a_bad_file_does_not_stop_the_good_one(tmp_path):
     assert results["broken.pdf"]["error"]["kind"] == "corrupt"
     assert results["seed-4.pdf"]["record"]["project_name"] == "广告宣传费（抄告单{2015}47）"
     assert "1 records" in done.stderr or "records" in done.stderr
+
+
+def test_the_commands_modules_share_options_without_importing_each_other():
+    # formscan.cli registers the flow and review commands; they take the shared options from
+    # formscan.options, never from the command line module that imports them.
+    probe = ("import sys, formscan.flow_commands, review.commands; "
+             "print('formscan.cli' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
