@@ -8,6 +8,7 @@ their ink with a margin and split into text lines by the row profile.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import cv2
@@ -138,14 +139,33 @@ class _Cleared:
     rows: np.ndarray
     cols: np.ndarray
 
+    @cached_property
+    def beside_rows(self) -> np.ndarray:
+        return _beside(self.rows)
+
+    @cached_property
+    def beside_cols(self) -> np.ndarray:
+        return _beside(self.cols)
+
     def along_a_rule(self, stat: np.ndarray, dpi: int) -> bool:
         """A thin piece lying along a cleared line: a blurred side of a rule drawn slightly
         askew, which no line of the crop holds end to end."""
         x, y, w, h = (int(v) for v in stat[:4])
         width = max(2, dpi // 60)
-        return (w <= width and h > 3 * w and bool(_beside(self.cols)[x : x + w].all())) or (
-            h <= width and w > 3 * h and bool(_beside(self.rows)[y : y + h].all())
+        return (w <= width and h > 3 * w and bool(self.beside_cols[x : x + w].all())) or (
+            h <= width and w > 3 * h and bool(self.beside_rows[y : y + h].all())
         )
+
+    def text_components(self, dpi: int) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+        """(labels, stats, kept) of the connected pieces that may be text: specks, slivers along
+        the crop's edge and a cleared rule's sides left out; None when nothing else is left."""
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(self.mask.view(np.uint8), connectivity=8)
+        min_area = _min_area(dpi)
+        kept = [i for i in range(1, n)
+                if stats[i, cv2.CC_STAT_AREA] >= min_area and not _edge_sliver(stats[i], self.mask.shape, dpi)]
+        if all(self.along_a_rule(stats[i], dpi) for i in kept):
+            return None
+        return labels, stats, kept
 
 
 def _beside(lines: np.ndarray) -> np.ndarray:
@@ -184,7 +204,6 @@ def _clear_border_rules(mask: np.ndarray, dpi: int, ruled: _Ruled | None = None)
     return _Cleared(out, full_rows, full_cols)
 
 
-
 def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
     """Cut ``box`` from the page, inset past the rules, and classify what it holds."""
     inset = max(1, round(dpi * 0.008))  # ~0.2 mm: the box is inside the rules already; text may touch them
@@ -214,20 +233,19 @@ def prepare_cell(page: np.ndarray, box: Box, dpi: int) -> CellImage:
         return CellImage("dash", np.zeros((0, 0), np.uint8), ())
     if _is_speck(extent, mm):
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
-    min_area = _min_area(dpi)
     # The text's extent comes from the faint mask, so thin light strokes are not cut off.
     faint_raw = crop <= faint_level
     cleared = _clear_border_rules(faint_raw, dpi, outside.at(faint_level))
     faint = cleared.mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(faint.view(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not _edge_sliver(stats[i], faint.shape, dpi)]
-    if all(cleared.along_a_rule(stats[i], dpi) for i in keep):
+    components = cleared.text_components(dpi)
+    if components is None:
         # What looked like ink was a rule crossing the cell (a missed column line), or at the
         # faint level it joined a rule along the crop's edge and went with it: no text.
         return CellImage("blank", np.zeros((0, 0), np.uint8), ())
+    labels, stats, keep = components
     xs0, ys0, xs1, ys1 = _bounds(stats, keep)
     ink_w, ink_h = xs1 - xs0, ys1 - ys0
-    kept = np.zeros(n, bool)
+    kept = np.zeros(len(stats), bool)
     kept[keep] = True
     keep_mask = kept[labels]
     # Only rule remnants are erased: masking every pixel outside the ink components would
@@ -311,11 +329,10 @@ def _ink_extent(crop: np.ndarray, level: float, dpi: int, ruled: _Ruled) -> tupl
     """Bounding box (x0, y0, x1, y1) of the ink at or below ``level``, rules and specks left out."""
     if not level:
         return None
-    cleared = _clear_border_rules(crop <= level, dpi, ruled)
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(cleared.mask.view(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= _min_area(dpi) and not _edge_sliver(stats[i], cleared.mask.shape, dpi)]
-    if all(cleared.along_a_rule(stats[i], dpi) for i in keep):
+    components = _clear_border_rules(crop <= level, dpi, ruled).text_components(dpi)
+    if components is None:
         return None  # nothing but a rule's sides (or nothing at all)
+    _labels, stats, keep = components
     return _bounds(stats, keep)
 
 
