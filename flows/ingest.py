@@ -96,6 +96,7 @@ class IngestSummary:
     missing: list[tuple[str, int]]  # planned pages the queue does not hold at the end
     seconds: float
     batch_id: int | None = None
+    sha256: dict[str, str] = field(default_factory=dict)  # file -> the hash of its bytes, as planned
 
     def _pages_added(self) -> list[PageOutcome]:
         return [o for o in self.outcomes if o.added and o.number is not None]
@@ -353,6 +354,7 @@ def ingest_batch(paths: list[str], db: str | None = None, store: str | None = No
     for file_name, number in pages:
         if (hashes[file_name], number) in present:
             finished(PageOutcome(file_name, number, added=False))
+
     def stored_meanwhile(item: tuple[str, int]) -> bool:  # by another ingest of the same files
         return bool(pages_in_queue(queue, [(hashes[item[0]], item[1])]))
 
@@ -369,7 +371,8 @@ def ingest_batch(paths: list[str], db: str | None = None, store: str | None = No
     missing = [(f, n) for f, n in pages if (hashes[f], n) not in held]
     order = {key: i for i, key in enumerate([(r.source.file, None) for r in refused] + pages)}
     outcomes.sort(key=lambda o: order.get((o.file, o.number), len(order)))
-    summary = IngestSummary(len(pages), outcomes, missing, time.monotonic() - started, target.batch_id or None)
+    summary = IngestSummary(len(pages), outcomes, missing, time.monotonic() - started, target.batch_id or None,
+                            hashes)
     create_markdown_artifact(key=SUMMARY_ARTIFACT, markdown=summary.markdown(), description=summary.text())
     return summary
 
@@ -473,11 +476,8 @@ def ingest_inbox(inbox: str, db: str | None = None, store: str | None = None,
             where, reason = inbox_destination(by_file.get(str(path), []), missing_by_file[str(path)])
             moved = move_into(path, folder / where) if where else None
             report.moves.append(InboxMove(str(path), str(moved) if moved else None, reason))
-            if moved:
-                try:
-                    moved_to[file_sha256(moved)] = str(moved)
-                except FormscanError:
-                    pass  # gone already: nothing to point the queue at
+            if moved and str(path) in summary.sha256:
+                moved_to[summary.sha256[str(path)]] = str(moved)
         record_names(queue_store(database_url(db), store), moved_to, NameChange.MOVED)
     report.moves += [InboxMove(str(p), None, f"modified less than {min_age_seconds:g} s ago: still arriving?")
                      for p in arriving]

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,6 @@ def read_page(job: PageJob, reader, work: PageWork, settings: ReadSettings) -> P
     from pipeline.extract import PageExtraction, extract_page_full
     from pipeline.read import read_pages
     from pipeline.tables import read_page_tables
-    from pipeline.templates import get_template, template_names
 
     try:
         (page,) = read_pages(job.file, [job.page], max_pixels=settings.max_pixels)
@@ -88,9 +88,16 @@ def read_page(job: PageJob, reader, work: PageWork, settings: ReadSettings) -> P
         return failed_page(work, exc, (job.file, job.page))
     if work is PageWork.TABLES:
         return read_page_tables(page, reader)
-    forms = [get_template(name) for name in settings.templates or template_names()]
-    extraction = extract_page_full(page, reader, job.lexicon, forms)
+    extraction = extract_page_full(page, reader, job.lexicon, _forms(settings.templates))
     return extraction if work is PageWork.QUEUE else PageExtraction(extraction.result)
+
+
+@cache
+def _forms(names: tuple[str, ...]) -> list:
+    """The templates a page may be, looked up once per worker: the named ones, else every installed one."""
+    from pipeline.templates import get_template, template_names
+
+    return [get_template(name) for name in names or template_names()]
 
 
 def failed_page(work: PageWork, error: FormscanError, item: Item) -> PageRead:
@@ -106,8 +113,8 @@ def failed_page(work: PageWork, error: FormscanError, item: Item) -> PageRead:
 
 def _worker_main(conn: Connection, work: PageWork, settings: ReadSettings) -> None:
     os.setpgrp()  # the parent kills this group: the worker and the pdftoppm it may be waiting on
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited through fork: SIGTERM ends it
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     from pipeline.ocr import CellReader
 

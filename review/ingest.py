@@ -193,11 +193,11 @@ def forget_unfinished_pages(store: ReviewStore, keys: Iterable[tuple[str, int]])
     reviewed, so that they are read again (``--retry-failed``); how many were dropped."""
     keys = set(keys)
     with store.transaction() as session:
-        rows = session.scalars(
-            select(PageRow).join(Document, Document.id == PageRow.document_id)
+        rows = session.execute(
+            select(PageRow, Document.sha256).join(Document, Document.id == PageRow.document_id)
             .where(PageRow.error_kind.in_(UNFINISHED_KINDS), PageRow.status == "error")
         ).all()
-        dropped = [row for row in rows if (row.document.sha256, row.number) in keys]
+        dropped = [row for row, sha256 in rows if (sha256, row.number) in keys]
         for row in dropped:
             session.delete(row)
         return len(dropped)
