@@ -316,7 +316,7 @@ def create_app(store: ReviewStore) -> FastAPI:
         words = _words(request)
         with store.transaction() as session:
             detail = page_detail(session, page_id)
-            form = form_view.review_context(session, detail, words["lang"], form_view.api_features(app.openapi()))
+            form = form_view.review_context(session, detail, words["lang"])
         flagged = {item["field"] for item in detail["items"]}
         return templates.TemplateResponse(request, "review.html",
                                           {"viewer": viewer, "page": detail, "flagged": flagged, **form, **words})

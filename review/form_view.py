@@ -151,32 +151,9 @@ def field_cells(session: Session, page_id: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def api_features(openapi: dict[str, Any]) -> dict[str, Any]:
-    """What the JSON API offers today, read from its OpenAPI schema: the script uses what is there
-    (a reject reason, undo of a reject, presence, a field's version on save)."""
-    paths = openapi.get("paths", {})
-    schemas = openapi.get("components", {}).get("schemas", {})
-
-    def body(path: str) -> list[str]:
-        content = paths.get(path, {}).get("post", {}).get("requestBody", {}).get("content", {})
-        schema = content.get("application/json", {}).get("schema", {})
-        ref = schema.get("$ref", "")
-        if ref:
-            schema = schemas.get(ref.rsplit("/", 1)[-1], {})
-        return sorted(schema.get("properties", {}))
-
-    return {
-        "reject_body": body("/api/pages/{page_id}/reject"),
-        "save_body": body("/api/pages/{page_id}/fields"),
-        "undo_reject": "/api/pages/{page_id}/undo-reject" in paths,
-        "undo_body": body("/api/pages/{page_id}/undo-reject"),
-        "presence": "/api/pages/{page_id}/presence" in paths,
-    }
-
-
-def review_context(session: Session, detail: dict[str, Any], lang: str, features: dict[str, Any]) -> dict[str, Any]:
+def review_context(session: Session, detail: dict[str, Any], lang: str) -> dict[str, Any]:
     """What the review page renders beside the API's page detail: the form's layout and, for the
-    script, labels, cells, the form's reading order, reason words and the API's features."""
+    script, labels, cells, the form's reading order and reason words."""
     record = parse_record(detail["record"]) if detail.get("record") else None
     blocks = form_layout(record, lang) if record is not None else []
     view = {
@@ -189,6 +166,5 @@ def review_context(session: Session, detail: dict[str, Any], lang: str, features
         "reasons": reason_table(lang),
         "text": script_text(lang),
         "statuses": {status: status_name(status, lang) for status in STATUS_NAMES},
-        "features": features,
     }
     return {"blocks": blocks, "view": view}

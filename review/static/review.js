@@ -12,7 +12,6 @@ const csrf = document.querySelector('meta[name="csrf-token"]').content;
 let page = JSON.parse($("page-data").textContent);
 const view = JSON.parse($("view-data").textContent);
 const T = view.text;
-const features = view.features || {};
 
 // --- the JSON API: every call this page makes, in one place -----------------------------
 
@@ -29,23 +28,17 @@ const api = {
     return { status: response.status, data };
   },
   page(id) { return api.call("GET", "/api/pages/" + id); },
-  // One field's value. The body carries the field's version where the API takes one, else the page's.
+  // One field's value, made on the field's version (another field's save since does not matter).
   saveField(id, field, value, action) {
-    const accepts = features.save_body || ["field", "value", "version", "action"];
-    const body = { field, value, action };
-    if (accepts.includes("field_version")) body.field_version = (page.field_versions || {})[field] || 0;
-    else body.version = page.version;
+    const body = { field, value, action, field_version: (page.field_versions || {})[field] || 0 };
     return api.call("POST", "/api/pages/" + id + "/fields", body);
   },
   done(id) { return api.call("POST", "/api/pages/" + id + "/done", { version: page.version }); },
   reject(id, reason) {
-    const body = { version: page.version };
-    if ((features.reject_body || []).includes("reason")) body.reason = reason;
-    return api.call("POST", "/api/pages/" + id + "/reject", body);
+    return api.call("POST", "/api/pages/" + id + "/reject", { version: page.version, reason });
   },
   undoReject(id) {
-    const body = (features.undo_body || []).includes("version") ? { version: page.version } : {};
-    return api.call("POST", "/api/pages/" + id + "/undo-reject", body);
+    return api.call("POST", "/api/pages/" + id + "/undo-reject", { version: page.version });
   },
   // A section (header, goals, a table) confirmed as it reads: closes its fields' layout flags.
   confirmSection(id, section) {
@@ -203,7 +196,7 @@ function renderStatus() {
     const last = [...page.corrections].reverse().find((c) => c.action === "reject");
     $("rejected-text").textContent = T.rejected + (last && last.to && last.to !== "rejected"
       ? " " + fill(T.reason_was, { reason: last.to }) : "");
-    $("undo-reject").hidden = !features.undo_reject;
+    $("undo-reject").hidden = false;
     const next = $("next-page");
     next.hidden = false;
     const batch = new URLSearchParams(location.search).get("batch");
@@ -572,16 +565,14 @@ if (image) {
   }, { passive: false });
 }
 
-if (features.presence) {
-  const beat = async () => {
-    const { status, data } = await api.presence(page.id);
-    const others = status === 200 && data && Array.isArray(data.others) ? data.others : (page.others || []);
-    $("others").hidden = !others.length;
-    $("others").textContent = others.length ? fill(T.others, { names: others.join("、") }) : "";
-  };
-  beat();
-  setInterval(beat, 20000);
+async function heartbeat() {
+  const { status, data } = await api.presence(page.id);
+  const others = status === 200 && data && Array.isArray(data.others) ? data.others : (page.others || []);
+  $("others").hidden = !others.length;
+  $("others").textContent = others.length ? fill(T.others, { names: others.join("、") }) : "";
 }
+heartbeat();
+setInterval(heartbeat, 20000);
 
 loadDrafts();
 renderStatus();
